@@ -5,4 +5,11 @@
 //! spawn threads or use `async`: the same inputs always give the same outputs.
 #![forbid(unsafe_code)]
 
+pub mod connect;
+pub mod ids;
+pub mod limits;
+pub mod message;
 pub mod mqtt;
+pub mod perm;
+pub mod session;
+pub mod topic;
