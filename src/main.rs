@@ -1,1 +1,234 @@
-fn main() {}
+//! The `hubmq` binary: command line, configuration, logging, start-up.
+//!
+//! Everything here runs once on the main thread: parse the CLI, load (or embed) the
+//! configuration, turn it into `hubmq_net::Settings`, start the workers, announce the bound
+//! addresses on stdout, then wait. No protocol logic lives here.
+
+mod cli;
+mod config;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use hubmq_auth::KeyRing;
+use hubmq_core::limits::Limits;
+use hubmq_net::{HubSettings, ListenerKind, ListenerSpec, Settings};
+
+use crate::cli::{Cli, Command};
+use crate::config::{Config, LogFormat};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(path) = &cli.check_config {
+        return match cli::run_check_config(path) {
+            Ok(msg) => {
+                println!("{msg}");
+                ExitCode::SUCCESS
+            }
+            Err(msg) => {
+                eprintln!("{msg}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let config = match Config::load_or_embedded(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(Command::Token(args)) = &cli.command {
+        let cfg = cli.config.as_ref().map(|_| &config);
+        return match cli::run_token(args, cfg) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hubmq token: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if cli.print_config {
+        print!("{}", config.effective_toml());
+        return ExitCode::SUCCESS;
+    }
+    init_logging(&config);
+    match serve(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hubmq: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = std::env::var("HUBMQ_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| config.log.level.clone());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let exporter = hubmq_metrics::install().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let settings = settings_from(&config, exporter.clone())?;
+    let server = hubmq_net::start(settings).context("cannot start listeners")?;
+    for (kind, addr) in &server.bound {
+        println!("hubmq listening kind={} addr={addr}", kind.name());
+    }
+    if let Some(key) = &config.generated_key {
+        announce_dev_setup(&config, key, &server.bound);
+    }
+    println!("hubmq ready");
+    // Process metrics and histogram upkeep from a small background thread; the workers flush
+    // their own counters.
+    std::thread::Builder::new()
+        .name("hubmq-metrics".into())
+        .spawn(move || loop {
+            hubmq_metrics::process_metrics();
+            exporter.upkeep();
+            std::thread::sleep(Duration::from_secs(2));
+        })?;
+    server.join();
+    Ok(())
+}
+
+/// With embedded defaults, print what a newcomer needs to connect at once.
+fn announce_dev_setup(config: &Config, key: &str, bound: &[(ListenerKind, SocketAddr)]) {
+    let Some((_, http)) = bound.iter().find(|(k, _)| *k == ListenerKind::Http) else {
+        return;
+    };
+    let endpoint = format!("http://localhost:{}", http.port());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let roles = [
+        "webpubsub.joinLeaveGroup".to_owned(),
+        "webpubsub.sendToGroup".to_owned(),
+    ];
+    let token = hubmq_auth::client_token(
+        &endpoint,
+        "demo",
+        Some("demo-user"),
+        &roles,
+        &[],
+        now,
+        60,
+        key,
+    );
+    let base = hubmq_auth::client_base_url(&endpoint, "demo").unwrap_or_default();
+    println!("hubmq dev access key (generated, not persisted): {key}");
+    println!(
+        "hubmq connection string: Endpoint=http://localhost;Port={};AccessKey={key};Version=1.0;",
+        http.port()
+    );
+    println!("hubmq client URL (hub demo, 1 hour, may publish and subscribe): {base}?access_token={token}");
+    let _ = config;
+}
+
+fn keyring(keys: impl IntoIterator<Item = impl AsRef<str>>) -> KeyRing {
+    let mut ring = KeyRing::new();
+    for k in keys {
+        ring.add_hmac(k.as_ref());
+    }
+    ring
+}
+
+/// Configuration → the network layer's settings (TLS files are read here).
+fn settings_from(config: &Config, exporter: hubmq_metrics::Exporter) -> anyhow::Result<Settings> {
+    let mut keys = keyring(config.auth.all_keys());
+    for path in &config.auth.jwt_public_key_files {
+        let pem = std::fs::read_to_string(path).with_context(|| {
+            format!("auth.jwt_public_key_files: cannot read {}", path.display())
+        })?;
+        keys.add_public_pem(&pem)
+            .map_err(|e| anyhow::anyhow!("auth.jwt_public_key_files: {}: {e}", path.display()))?;
+    }
+    let mut listeners = Vec::new();
+    for l in &config.listeners {
+        let kind = match l.kind {
+            config::ListenerKind::Http => ListenerKind::Http,
+            config::ListenerKind::Https => ListenerKind::Https,
+            config::ListenerKind::Tcp => ListenerKind::Tcp,
+            config::ListenerKind::Tls => ListenerKind::Tls,
+        };
+        let tls = match (&l.cert, &l.key) {
+            (Some(c), Some(k)) if l.kind.is_tls() => Some(hubmq_net::tls::server_config(c, k)?),
+            _ => None,
+        };
+        listeners.push(ListenerSpec {
+            kind,
+            addr: l.bind,
+            tls,
+        });
+    }
+    let hubs: HashMap<String, HubSettings> = config
+        .hubs
+        .iter()
+        .map(|(name, h)| {
+            let keys = (!h.access_keys.is_empty()).then(|| Arc::new(keyring(&h.access_keys)));
+            (
+                name.to_ascii_lowercase(),
+                HubSettings {
+                    anonymous_connect: h.anonymous_connect,
+                    keys,
+                },
+            )
+        })
+        .collect();
+    let l = &config.limits;
+    let limits = Limits {
+        max_packet_size: l.max_packet_size,
+        max_keepalive_secs: l.max_keepalive_secs,
+        max_session_expiry_secs: l.max_session_expiry_secs,
+        default_session_expiry_secs: l.default_session_expiry_secs,
+        outbound_queue_bytes: l.outbound_queue_bytes,
+        session_queue_messages: l.session_queue_messages,
+        session_queue_bytes: l.session_queue_bytes,
+        receive_maximum: l.receive_maximum,
+        max_inflight: l.max_inflight,
+        will_payload_max: l.will_payload_max,
+        max_topic_len: l.max_topic_len,
+    };
+    Ok(Settings {
+        workers: config.server.worker_count(),
+        listeners,
+        limits,
+        keys: Arc::new(keys),
+        public_endpoints: config
+            .server
+            .public_endpoints
+            .iter()
+            .filter_map(|e| hubmq_auth::parse_endpoint(e))
+            .collect(),
+        hubs,
+        strict_hubs: config.server.strict_hubs,
+        connect_timeout: Duration::from_secs(config.server.connect_timeout_secs),
+        token_skew_secs: config.server.token_skew_secs,
+        max_http_head: l.max_http_head,
+        max_connections: l.max_connections,
+        metrics_path: config.metrics.path.clone(),
+        metrics: Some(exporter),
+    })
+}

@@ -1,1 +1,23 @@
-//! placeholder
+//! hubmq-net: everything that touches a socket.
+//!
+//! Per-core monoio workers with their own SO_REUSEPORT listeners (`server`), the per-worker
+//! session and group shards and the data path (`worker`), one reader and one writer task per
+//! connection (`conn`), TLS, the HTTP head / WebSocket upgrade (`http`, `ws`), and the
+//! lock-free cross-core queues (`xcore`). Protocol decisions come from `hubmq-core`; this crate
+//! performs them.
+
+mod auth;
+mod conn;
+pub mod http;
+mod notify;
+mod registry;
+mod server;
+mod settings;
+pub mod tls;
+mod worker;
+pub mod ws;
+mod xcore;
+
+pub use auth::valid_hub_name;
+pub use server::{start, Server};
+pub use settings::{HubSettings, ListenerKind, ListenerSpec, Settings};

@@ -1,0 +1,928 @@
+//! One MQTT connection on a worker: a reader task that turns bytes into packets and packets into
+//! decisions, and a writer task that drains the connection's outbound queue into as few writes
+//! as possible (every packet queued since the last write goes out in one write, and over
+//! WebSocket in one binary frame).
+//!
+//! The reader never holds the worker state across an `.await`; the writer owns the socket's
+//! write half and nothing else.
+
+use std::io;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, BytesMut};
+use hubmq_core::connect::{connack_refusal, connack_success, negotiate};
+use hubmq_core::ids::SessionIdx;
+use hubmq_core::message::Message;
+use hubmq_core::mqtt::{
+    self, CodecError, Connect, Packet, ProtocolVersion, PubAck, Publish, PublishProps, QoS,
+    ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,
+};
+use hubmq_core::session::{OutItem, SubOpts};
+use hubmq_core::topic::{check_filter, check_topic, FilterKind, TopicKind, SERVER_EVENTS_PREFIX};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+
+use crate::auth::{authenticate, compile_permissions, valid_hub_name, AuthFailure, Identity};
+use crate::worker::{ConnHandle, Out, Transport, WillSpec, Worker};
+use crate::ws::{self, WsDecoder, WsEvent};
+use hubmq_metrics::{ConnectOutcome, DropReason};
+
+/// Reads more bytes into the spare capacity of `buf` (monoio reads fill from the start of the
+/// buffer it is given, so hand it the tail slice).
+pub async fn read_more<R: AsyncReadRent>(
+    r: &mut R,
+    mut buf: BytesMut,
+) -> (io::Result<usize>, BytesMut) {
+    if buf.capacity() - buf.len() < 4096 {
+        buf.reserve(16 * 1024);
+    }
+    let len = buf.len();
+    let (res, slice) = r.read(monoio::buf::IoBufMut::slice_mut(buf, len..)).await;
+    (res, slice.into_inner())
+}
+
+/// Why the reader stopped; decides whether the will is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Client DISCONNECT 0x00: no will.
+    Clean,
+    /// Client DISCONNECT 0x04, or any abnormal end: the will is due.
+    WithWill,
+}
+
+/// The phase a connection is in. Before CONNECT only `AwaitConnect` exists, so a PUBLISH
+/// before CONNECT cannot reach the session code.
+enum Phase {
+    AwaitConnect,
+    Active(Active),
+}
+
+struct Active {
+    idx: SessionIdx,
+    identity: Identity,
+    keep_alive: u16,
+    client_id: Arc<str>,
+}
+
+/// Runs an MQTT connection to the end. `rx` holds bytes already read (after an HTTP upgrade),
+/// `pre` the identity established at the upgrade (WebSocket) or None (TCP/TLS: from CONNECT).
+pub async fn run<S>(
+    w: Rc<Worker>,
+    stream: S,
+    transport: Transport,
+    rx: BytesMut,
+    pre: Option<Identity>,
+) where
+    S: AsyncReadRent + AsyncWriteRent + monoio::io::Split + 'static,
+{
+    use monoio::io::Splitable;
+    let (mut r, wr) = stream.into_split();
+    let h = Rc::new(ConnHandle::new(w.shared.next_serial(), transport));
+    let writer = monoio::spawn(write_loop(w.clone(), h.clone(), wr));
+    let mut c = Reader {
+        w: w.clone(),
+        h: h.clone(),
+        phase: Phase::AwaitConnect,
+        pre,
+        ws: transport
+            .is_ws()
+            .then(|| WsDecoder::new(w.limits().max_packet_size as usize + 16)),
+        mqtt_rx: BytesMut::new(),
+        deadline: Instant::now() + w.shared.settings.connect_timeout,
+        version: None,
+    };
+    let end = c.read_loop(&mut r, rx).await;
+    if let Phase::Active(a) = &c.phase {
+        w.detach(a.idx, h.id, end == End::WithWill);
+        let mut ctr = w.counters.borrow_mut();
+        ctr.connections[transport.index()][version_index(c.version)] -= 1;
+        drop(ctr);
+        tracing::info!(
+            hub = %a.identity.hub_name,
+            client = %a.client_id,
+            worker = w.id.0,
+            clean = end == End::Clean,
+            "client disconnected"
+        );
+    }
+    if !h.closing.replace(true) {
+        h.push(Out::Close);
+    }
+    let _ = writer.await;
+}
+
+fn version_index(v: Option<ProtocolVersion>) -> usize {
+    match v {
+        Some(ProtocolVersion::V5) => 1,
+        _ => 0,
+    }
+}
+
+struct Reader {
+    w: Rc<Worker>,
+    h: Rc<ConnHandle>,
+    phase: Phase,
+    pre: Option<Identity>,
+    ws: Option<WsDecoder>,
+    /// MQTT bytes unwrapped from WebSocket frames (unused on TCP, where `rx` is the stream).
+    mqtt_rx: BytesMut,
+    deadline: Instant,
+    version: Option<ProtocolVersion>,
+}
+
+/// A reason to end the connection, decided while handling input.
+struct Stop {
+    reason: Option<ReasonCode>,
+    text: Option<&'static str>,
+    end: End,
+}
+
+impl Stop {
+    fn err(reason: ReasonCode, text: &'static str) -> Stop {
+        Stop {
+            reason: Some(reason),
+            text: Some(text),
+            end: End::WithWill,
+        }
+    }
+}
+
+impl Reader {
+    async fn read_loop<R: AsyncReadRent>(&mut self, r: &mut R, mut rx: BytesMut) -> End {
+        loop {
+            match self.process(&mut rx).await {
+                Ok(()) => {}
+                Err(stop) => return self.stop(stop),
+            }
+            if self.h.closing.get() {
+                return End::WithWill;
+            }
+            let now = Instant::now();
+            if now >= self.deadline {
+                return self.timeout();
+            }
+            let remaining = self.deadline - now;
+            let h = self.h.clone();
+            let buf = std::mem::take(&mut rx);
+            let got = monoio::select! {
+                res = monoio::time::timeout(remaining, read_more(r, buf)) => Some(res),
+                _ = h.kill.wait() => None,
+            };
+            match got {
+                None => return End::WithWill,
+                Some(Err(_)) => return self.timeout(),
+                Some(Ok((Ok(0), _))) | Some(Ok((Err(_), _))) => return End::WithWill,
+                Some(Ok((Ok(n), b))) => {
+                    rx = b;
+                    self.w.counters.borrow_mut().bytes_received += n as u64;
+                    self.touch();
+                }
+            }
+        }
+    }
+
+    /// Any traffic resets the keep-alive clock [MQTT-3.1.2-22].
+    fn touch(&mut self) {
+        if let Phase::Active(a) = &self.phase {
+            if a.keep_alive > 0 {
+                self.deadline =
+                    Instant::now() + Duration::from_millis(u64::from(a.keep_alive) * 1500);
+            } else {
+                self.deadline = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+            }
+        }
+    }
+
+    fn timeout(&mut self) -> End {
+        match &self.phase {
+            Phase::AwaitConnect => {
+                tracing::debug!("closing connection that sent no CONNECT in time");
+                self.h.closing.set(true);
+                self.h.push(Out::Close);
+            }
+            Phase::Active(a) => {
+                tracing::info!(client = %a.client_id, "keep-alive timeout");
+                self.h
+                    .disconnect(ReasonCode::KeepAliveTimeout, Some("keep alive timeout"));
+            }
+        }
+        End::WithWill
+    }
+
+    fn stop(&mut self, s: Stop) -> End {
+        if self.h.closing.get() {
+            return s.end;
+        }
+        match (s.reason, self.version) {
+            (Some(rc), Some(_)) if matches!(self.phase, Phase::Active(_)) => {
+                self.h.disconnect(rc, s.text);
+            }
+            _ => {
+                self.h.closing.set(true);
+                self.h.push(Out::Close);
+            }
+        }
+        s.end
+    }
+
+    /// Decodes and handles everything buffered.
+    async fn process(&mut self, rx: &mut BytesMut) -> Result<(), Stop> {
+        if self.ws.is_some() {
+            self.unwrap_ws(rx)?;
+        }
+        loop {
+            let max = self.w.limits().max_packet_size as usize;
+            let buf = if self.ws.is_some() {
+                &mut self.mqtt_rx
+            } else {
+                &mut *rx
+            };
+            let packet = match mqtt::decode(buf, self.version, max) {
+                Ok(Some(p)) => p,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(self.codec_error(e)),
+            };
+            self.handle(packet).await?;
+            if self.h.closing.get() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn unwrap_ws(&mut self, rx: &mut BytesMut) -> Result<(), Stop> {
+        let Some(dec) = self.ws.as_mut() else {
+            return Ok(());
+        };
+        loop {
+            match dec.decode(rx) {
+                Ok(None) => return Ok(()),
+                Ok(Some(WsEvent::Data(d))) => {
+                    if self.mqtt_rx.is_empty() {
+                        self.mqtt_rx = d;
+                    } else {
+                        self.mqtt_rx.extend_from_slice(&d);
+                    }
+                }
+                Ok(Some(WsEvent::Ping(p))) => {
+                    let mut f = BytesMut::new();
+                    ws::encode_pong(&p, &mut f);
+                    self.h.push(Out::WsFrame(f.freeze()));
+                }
+                Ok(Some(WsEvent::Pong)) => {}
+                Ok(Some(WsEvent::Close { .. })) => {
+                    let mut f = BytesMut::new();
+                    ws::encode_close(ws::CLOSE_NORMAL, "", &mut f);
+                    self.h.push(Out::WsFrame(f.freeze()));
+                    return Err(Stop {
+                        reason: None,
+                        text: None,
+                        end: End::WithWill,
+                    });
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "websocket protocol error");
+                    let mut f = BytesMut::new();
+                    ws::encode_close(e.close_code(), &e.to_string(), &mut f);
+                    self.h.push(Out::WsFrame(f.freeze()));
+                    return Err(Stop {
+                        reason: None,
+                        text: None,
+                        end: End::WithWill,
+                    });
+                }
+            }
+        }
+    }
+
+    fn codec_error(&mut self, e: CodecError) -> Stop {
+        tracing::debug!(error = %e, "bad MQTT input");
+        if let CodecError::UnsupportedProtocol(level) = e {
+            // We cannot know which CONNACK format a client of an unknown level reads; the
+            // v3.1.1 form with return code 0x01 is what MQTT 3.1.1 §3.1.2.2 prescribes.
+            let _ = level;
+            self.h.version.set(ProtocolVersion::V4);
+            self.h.send_packet(&Packet::ConnAck(connack_refusal(
+                ProtocolVersion::V4,
+                ReasonCode::UnsupportedProtocolVersion,
+                None,
+            )));
+            self.w.counters.borrow_mut().connects[ConnectOutcome::UnsupportedProtocol.index()] += 1;
+            return Stop {
+                reason: None,
+                text: None,
+                end: End::WithWill,
+            };
+        }
+        let text = match e {
+            CodecError::Malformed(t) | CodecError::ProtocolViolation(t) => t,
+            CodecError::PacketTooLarge => "packet too large",
+            CodecError::UnsupportedProtocol(_) => "unsupported protocol",
+        };
+        Stop::err(e.reason(), text)
+    }
+
+    async fn handle(&mut self, p: Packet) -> Result<(), Stop> {
+        let active = match &mut self.phase {
+            Phase::AwaitConnect => {
+                return match p {
+                    Packet::Connect(c) => self.on_connect(c).await,
+                    _ => Err(Stop::err(
+                        ReasonCode::ProtocolError,
+                        "first packet must be CONNECT",
+                    )),
+                };
+            }
+            Phase::Active(a) => a,
+        };
+        let idx = active.idx;
+        match p {
+            Packet::Publish(pb) => self.on_publish(pb),
+            Packet::PubAck(a) => {
+                let _ = self
+                    .w
+                    .session_io(idx, |s, now, out| s.on_puback(a.pkid, now, out));
+                Ok(())
+            }
+            Packet::PubRec(a) => {
+                let known = self
+                    .w
+                    .session_io(idx, |s, now, out| {
+                        s.on_pubrec(a.pkid, a.reason, now, out).is_ok()
+                    })
+                    .unwrap_or(false);
+                if !known {
+                    // [MQTT-4.3.3]: answer PUBREL 0x92 so the client can finish its flow.
+                    self.send(Packet::PubRel(PubAck::new(
+                        a.pkid,
+                        ReasonCode::PacketIdentifierNotFound.as_u8(),
+                    )));
+                }
+                Ok(())
+            }
+            Packet::PubRel(a) => {
+                let known = self
+                    .w
+                    .with_slot(idx, |s| s.session.release_incoming(a.pkid))
+                    .unwrap_or(false);
+                let rc = if known {
+                    0
+                } else {
+                    ReasonCode::PacketIdentifierNotFound.as_u8()
+                };
+                self.send(Packet::PubComp(PubAck::new(a.pkid, rc)));
+                Ok(())
+            }
+            Packet::PubComp(a) => {
+                let _ = self
+                    .w
+                    .session_io(idx, |s, now, out| s.on_pubcomp(a.pkid, now, out));
+                Ok(())
+            }
+            Packet::Subscribe(s) => self.on_subscribe(s),
+            Packet::Unsubscribe(u) => self.on_unsubscribe(u),
+            Packet::PingReq => {
+                self.send(Packet::PingResp);
+                Ok(())
+            }
+            Packet::Disconnect(d) => {
+                let expiry0 = self
+                    .w
+                    .with_slot(idx, |s| s.session.expiry_secs == 0)
+                    .unwrap_or(true);
+                if let Some(e) = d.session_expiry {
+                    // [MQTT-3.14.2-2]: a session that had expiry 0 cannot get one now.
+                    if expiry0 && e > 0 {
+                        return Err(Stop::err(ReasonCode::ProtocolError, "session expiry was 0"));
+                    }
+                    let cap = self.w.limits().max_session_expiry_secs;
+                    self.w
+                        .with_slot(idx, |s| s.session.expiry_secs = e.min(cap));
+                }
+                let end = if d.reason == ReasonCode::DisconnectWithWill.as_u8() {
+                    End::WithWill
+                } else {
+                    End::Clean
+                };
+                self.h.closing.set(true);
+                self.h.push(Out::Close);
+                Err(Stop {
+                    reason: None,
+                    text: None,
+                    end,
+                })
+            }
+            Packet::Auth(_) => Err(Stop::err(
+                ReasonCode::ProtocolError,
+                "AUTH without enhanced authentication",
+            )),
+            Packet::Connect(_) => Err(Stop::err(ReasonCode::ProtocolError, "second CONNECT")),
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                Err(Stop::err(
+                    ReasonCode::ProtocolError,
+                    "server-to-client packet sent by client",
+                ))
+            }
+        }
+    }
+
+    fn send(&self, p: Packet) {
+        self.h.send_packet(&p);
+    }
+
+    fn refuse_connect(
+        &mut self,
+        version: ProtocolVersion,
+        rc: ReasonCode,
+        text: &'static str,
+    ) -> Result<(), Stop> {
+        self.h
+            .send_packet(&Packet::ConnAck(connack_refusal(version, rc, Some(text))));
+        self.w.counters.borrow_mut().connects[connect_outcome(rc).index()] += 1;
+        tracing::info!(reason = rc.name(), detail = text, "connection refused");
+        Err(Stop {
+            reason: None,
+            text: None,
+            end: End::WithWill,
+        })
+    }
+
+    async fn on_connect(&mut self, c: Connect) -> Result<(), Stop> {
+        let version = c.protocol.unwrap_or(ProtocolVersion::V4);
+        self.version = Some(version);
+        self.h.version.set(version);
+        let w = self.w.clone();
+        let n = match negotiate(&c, w.limits(), || assign_client_id(&w)) {
+            Ok(n) => n,
+            Err(rc) => return self.refuse_connect(version, rc, "connect refused"),
+        };
+
+        // Identity: from the upgrade (WebSocket) or from username/password (TCP/TLS).
+        let identity = match self.pre.take() {
+            Some(id) => id,
+            None => {
+                let hub = match c.username.as_deref() {
+                    Some(u) => u.strip_prefix("hub=").unwrap_or(u),
+                    None => {
+                        return self.refuse_connect(
+                            version,
+                            ReasonCode::BadUserNameOrPassword,
+                            "user name must name the hub",
+                        )
+                    }
+                };
+                if !valid_hub_name(hub) {
+                    return self.refuse_connect(
+                        version,
+                        ReasonCode::BadUserNameOrPassword,
+                        "invalid hub name",
+                    );
+                }
+                let token = c
+                    .password
+                    .as_ref()
+                    .and_then(|p| std::str::from_utf8(p).ok());
+                match authenticate(&w, hub, token, None) {
+                    Ok(id) => id,
+                    Err(AuthFailure::UnknownHub) => {
+                        return self.refuse_connect(
+                            version,
+                            ReasonCode::NotAuthorized,
+                            "unknown hub",
+                        )
+                    }
+                    Err(f) => {
+                        return self.refuse_connect(
+                            version,
+                            ReasonCode::NotAuthorized,
+                            f.describe(),
+                        )
+                    }
+                }
+            }
+        };
+
+        let perms = compile_permissions(&w, identity.hub, &identity.roles);
+        self.h.client_max_packet.set(n.client_max_packet);
+        let client_id: Arc<str> = n.client_id.as_str().into();
+        let attached = w
+            .attach(
+                (identity.hub, client_id.clone()),
+                n.clean_start,
+                n.session_expiry,
+                identity.user_id.clone(),
+                perms,
+                self.h.clone(),
+                n.client_receive_max,
+            )
+            .await;
+        let idx = attached.idx;
+        if let Some(will) = c.will {
+            w.with_slot(idx, |s| {
+                s.will = Some(WillSpec {
+                    will,
+                    delay_secs: n.will_delay,
+                })
+            });
+        }
+        if !attached.session_present {
+            // Token groups are joined at connect, permission or not (webpubsub-mqtt.md).
+            for g in &identity.groups {
+                let gs = w.group(identity.hub, g);
+                w.subscribe(
+                    idx,
+                    &gs,
+                    SubOpts {
+                        qos: QoS::AtLeastOnce,
+                        no_local: false,
+                    },
+                );
+            }
+        }
+        self.send(Packet::ConnAck(connack_success(
+            &n,
+            attached.session_present,
+            w.limits(),
+        )));
+        let expired = w
+            .session_io(idx, |s, now, out| s.resume(now, out))
+            .unwrap_or(0);
+        {
+            let mut ctr = w.counters.borrow_mut();
+            ctr.connects[ConnectOutcome::Accepted.index()] += 1;
+            ctr.dropped[DropReason::Expired.index()] += expired as u64;
+            ctr.connections[self.h.transport.index()][version_index(Some(version))] += 1;
+        }
+        tracing::info!(
+            hub = %identity.hub_name,
+            client = %client_id,
+            user = identity.user_id.as_deref().unwrap_or(""),
+            worker = w.id.0,
+            protocol = version.level(),
+            session_present = attached.session_present,
+            "client connected"
+        );
+        self.phase = Phase::Active(Active {
+            idx,
+            identity,
+            keep_alive: n.keep_alive,
+            client_id,
+        });
+        self.touch();
+        Ok(())
+    }
+
+    fn ack(&self, qos: QoS, pkid: u16, rc: ReasonCode) {
+        // v3.1.1 acks carry no reason: a refusal is acknowledged normally (the spec's rule).
+        let code = if self.version == Some(ProtocolVersion::V5) {
+            rc.as_u8()
+        } else {
+            0
+        };
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.send(Packet::PubAck(PubAck::new(pkid, code))),
+            QoS::ExactlyOnce => self.send(Packet::PubRec(PubAck::new(pkid, code))),
+        }
+    }
+
+    fn on_publish(&mut self, p: Publish) -> Result<(), Stop> {
+        let Phase::Active(a) = &self.phase else {
+            return Ok(());
+        };
+        let (idx, hub) = (a.idx, a.identity.hub);
+        let w = self.w.clone();
+        if p.props.topic_alias.is_some() {
+            return Err(Stop::err(
+                ReasonCode::TopicAliasInvalid,
+                "topic aliases are not supported",
+            ));
+        }
+        if p.qos == QoS::ExactlyOnce {
+            let open = w
+                .with_slot(idx, |s| s.session.incoming_qos2_len())
+                .unwrap_or(0);
+            if open >= usize::from(w.limits().receive_maximum) {
+                return Err(Stop::err(
+                    ReasonCode::ReceiveMaximumExceeded,
+                    "receive maximum exceeded",
+                ));
+            }
+        }
+        let group = match check_topic(&p.topic, w.limits().max_topic_len) {
+            Ok(TopicKind::Group(g)) => g,
+            Ok(TopicKind::UserEvent(name)) => {
+                self.user_event_without_handler(idx, name, &p);
+                self.ack(p.qos, p.pkid, ReasonCode::Success);
+                return Ok(());
+            }
+            Err(rc) => {
+                w.counters.borrow_mut().dropped[DropReason::Denied.index()] += 1;
+                self.ack(p.qos, p.pkid, rc);
+                return Ok(());
+            }
+        };
+        let g = w.find_group(hub, group);
+        let allowed = w
+            .with_slot(idx, |s| match &g {
+                Some(g) => s.perms.can_send(g.id),
+                None => s.perms.send_any,
+            })
+            .unwrap_or(false);
+        if !allowed {
+            tracing::debug!(topic = %p.topic, "publish denied");
+            w.counters.borrow_mut().dropped[DropReason::Denied.index()] += 1;
+            self.ack(p.qos, p.pkid, ReasonCode::NotAuthorized);
+            return Ok(());
+        }
+        let fresh = p.qos != QoS::ExactlyOnce
+            || w.with_slot(idx, |s| s.session.incoming_qos2(p.pkid))
+                .unwrap_or(false);
+        if fresh {
+            w.counters.borrow_mut().messages_received += 1;
+            if let Some(g) = g {
+                let serial = w.with_slot(idx, |s| s.session.serial).unwrap_or(0);
+                let msg = Arc::new(Message::new(
+                    g.name.clone(),
+                    p.payload,
+                    p.props,
+                    p.qos,
+                    serial,
+                    w.now_ms(),
+                ));
+                w.publish(&g, msg);
+            }
+        }
+        self.ack(p.qos, p.pkid, ReasonCode::Success);
+        Ok(())
+    }
+
+    /// `$webpubsub/server/events/{name}` with no upstream handler configured: the client gets
+    /// `/failed` with `azure-status-code: 404` (webpubsub-upstream.md §8.3).
+    fn user_event_without_handler(&self, idx: SessionIdx, name: &str, p: &Publish) {
+        let props = PublishProps {
+            correlation_data: p.props.correlation_data.clone(),
+            user_properties: vec![("azure-status-code".into(), "404".into())],
+            ..PublishProps::default()
+        };
+        let topic: Arc<str> = format!("{SERVER_EVENTS_PREFIX}{name}/failed").into();
+        let msg = Arc::new(Message::new(
+            topic,
+            bytes::Bytes::new(),
+            props,
+            p.qos,
+            0,
+            self.w.now_ms(),
+        ));
+        let limits = self.w.limits().clone();
+        let _ = self.w.session_io(idx, |s, now, out| {
+            s.offer(msg, p.qos, true, now, &limits, out)
+        });
+    }
+
+    fn on_subscribe(&mut self, s: Subscribe) -> Result<(), Stop> {
+        let Phase::Active(a) = &self.phase else {
+            return Ok(());
+        };
+        let (idx, hub) = (a.idx, a.identity.hub);
+        if s.subscription_id.is_some() {
+            return Err(Stop::err(
+                ReasonCode::SubscriptionIdentifiersNotSupported,
+                "subscription identifiers are not supported",
+            ));
+        }
+        let v5 = self.version == Some(ProtocolVersion::V5);
+        let w = self.w.clone();
+        let mut reasons = Vec::with_capacity(s.filters.len());
+        for f in &s.filters {
+            let rc = match check_filter(&f.path, w.limits().max_topic_len) {
+                Err(rc) => Err(rc),
+                // Server messages arrive without a subscription; subscribing is accepted.
+                Ok(FilterKind::ServerMessages) => Ok(f.qos),
+                Ok(FilterKind::Group(name)) => {
+                    let g = w.group(hub, name);
+                    let ok = w
+                        .with_slot(idx, |s| s.perms.can_join(g.id))
+                        .unwrap_or(false);
+                    if ok {
+                        let opts = SubOpts {
+                            qos: f.qos,
+                            no_local: f.no_local,
+                        };
+                        w.subscribe(idx, &g, opts);
+                        Ok(f.qos)
+                    } else {
+                        tracing::debug!(group = name, "subscribe denied");
+                        w.counters.borrow_mut().dropped[DropReason::Denied.index()] += 1;
+                        Err(ReasonCode::NotAuthorized)
+                    }
+                }
+            };
+            reasons.push(match rc {
+                Ok(q) => q as u8,
+                Err(rc) if v5 => rc.as_u8(),
+                Err(_) => 0x80,
+            });
+        }
+        self.send(Packet::SubAck(SubAck {
+            pkid: s.pkid,
+            reasons,
+            ..SubAck::default()
+        }));
+        Ok(())
+    }
+
+    fn on_unsubscribe(&mut self, u: Unsubscribe) -> Result<(), Stop> {
+        let Phase::Active(a) = &self.phase else {
+            return Ok(());
+        };
+        let (idx, hub) = (a.idx, a.identity.hub);
+        let w = self.w.clone();
+        let mut reasons = Vec::with_capacity(u.filters.len());
+        for f in &u.filters {
+            let rc = match check_filter(f, w.limits().max_topic_len) {
+                Err(rc) => rc,
+                Ok(FilterKind::ServerMessages) => ReasonCode::Success,
+                Ok(FilterKind::Group(name)) => match w.find_group(hub, name) {
+                    None => ReasonCode::NoSubscriptionExisted,
+                    Some(g) => {
+                        let ok = w
+                            .with_slot(idx, |s| s.perms.can_join(g.id))
+                            .unwrap_or(false);
+                        if !ok {
+                            ReasonCode::NotAuthorized
+                        } else if w.unsubscribe(idx, g.id) {
+                            ReasonCode::Success
+                        } else {
+                            ReasonCode::NoSubscriptionExisted
+                        }
+                    }
+                },
+            };
+            reasons.push(rc.as_u8());
+        }
+        self.send(Packet::UnsubAck(UnsubAck {
+            pkid: u.pkid,
+            reasons,
+            ..UnsubAck::default()
+        }));
+        Ok(())
+    }
+}
+
+fn assign_client_id(w: &Worker) -> String {
+    format!(
+        "hubmq-{:x}-{:x}",
+        w.shared.next_serial(),
+        rand::random::<u32>()
+    )
+}
+
+/// The writer task: waits for output, encodes everything queued into one buffer (one
+/// WebSocket frame on WS), writes it, repeats. Ends after `Out::Close` or a write error.
+async fn write_loop<W: AsyncWriteRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut io: W) {
+    let ws = h.transport.is_ws();
+    let mut wire = BytesMut::with_capacity(8 * 1024);
+    let mut body = BytesMut::new();
+    loop {
+        if h.out.borrow().is_empty() {
+            h.wake_writer.wait().await;
+            continue;
+        }
+        let mut close = false;
+        {
+            let version = h.version.get();
+            let max = h.client_max_packet.get() as usize;
+            let now = w.now_ms();
+            let mut ctr = w.counters.borrow_mut();
+            let mut q = h.out.borrow_mut();
+            while let Some(o) = q.pop_front() {
+                let target = if ws { &mut body } else { &mut wire };
+                match o {
+                    Out::Packet(b) => target.extend_from_slice(&b),
+                    Out::Item(OutItem::Publish {
+                        msg,
+                        qos,
+                        pkid,
+                        dup,
+                    }) => {
+                        if encode_delivery(target, &msg, qos, pkid, dup, version, max, now) {
+                            ctr.messages_delivered[qos as usize] += 1;
+                        } else {
+                            ctr.dropped[DropReason::TooLarge.index()] += 1;
+                        }
+                    }
+                    Out::Item(OutItem::PubRel(pkid)) => {
+                        mqtt::encode(&Packet::PubRel(PubAck::new(pkid, 0)), version, target);
+                    }
+                    Out::WsFrame(f) => {
+                        frame_into(&mut wire, &mut body);
+                        wire.extend_from_slice(&f);
+                    }
+                    Out::Close => {
+                        close = true;
+                        break;
+                    }
+                }
+                if wire.len() + body.len() >= 1 << 20 {
+                    break;
+                }
+            }
+            if q.is_empty() {
+                h.out_bytes.set(0);
+            }
+        }
+        if ws {
+            frame_into(&mut wire, &mut body);
+        }
+        if !wire.is_empty() {
+            let n = wire.len();
+            let (res, buf) = io.write_all(wire).await;
+            wire = buf;
+            wire.clear();
+            if res.is_err() {
+                h.closing.set(true);
+                h.kill.notify();
+                return;
+            }
+            w.counters.borrow_mut().bytes_sent += n as u64;
+        }
+        if close {
+            if ws {
+                let mut f = BytesMut::new();
+                ws::encode_close(ws::CLOSE_NORMAL, "", &mut f);
+                let _ = io.write_all(f).await;
+            }
+            let _ = io.shutdown().await;
+            h.kill.notify();
+            return;
+        }
+    }
+}
+
+/// Wraps `body` (MQTT bytes) into one binary WebSocket frame appended to `wire`.
+fn frame_into(wire: &mut BytesMut, body: &mut BytesMut) {
+    if body.is_empty() {
+        return;
+    }
+    let (hdr, n) = ws::frame_header(ws::Opcode::Binary, body.len());
+    wire.extend_from_slice(&hdr[..n]);
+    wire.extend_from_slice(body);
+    body.clear();
+}
+
+/// Appends one PUBLISH for this connection. Uses the message's shared encoding unless the
+/// delivery needs its own (DUP, remaining expiry). False when the client's Maximum Packet Size
+/// forbids it (the message is then discarded for this client [MQTT-3.1.2-25]).
+#[allow(clippy::too_many_arguments)]
+fn encode_delivery(
+    out: &mut BytesMut,
+    msg: &Message,
+    qos: QoS,
+    pkid: u16,
+    dup: bool,
+    version: ProtocolVersion,
+    max: usize,
+    now: u64,
+) -> bool {
+    let owned;
+    let parts = match msg.expires_at_ms {
+        Some(at) if version == ProtocolVersion::V5 => {
+            let remaining = at.saturating_sub(now).div_ceil(1000) as u32;
+            owned = msg.encode_fresh(version, qos, dup, Some(remaining));
+            &owned
+        }
+        _ if dup => {
+            owned = msg.encode_fresh(version, qos, dup, None);
+            &owned
+        }
+        _ => msg.encoded(version, qos),
+    };
+    let id_len = if qos == QoS::AtMostOnce { 0 } else { 2 };
+    let len = parts.head.len() + id_len + parts.props.len() + parts.payload.len();
+    if len > max {
+        return false;
+    }
+    out.reserve(len);
+    out.extend_from_slice(&parts.head);
+    if id_len > 0 {
+        out.put_u16(pkid);
+    }
+    out.extend_from_slice(&parts.props);
+    out.extend_from_slice(&parts.payload);
+    true
+}
+
+/// Metric label for a refused CONNECT.
+fn connect_outcome(rc: ReasonCode) -> ConnectOutcome {
+    match rc {
+        ReasonCode::UnsupportedProtocolVersion => ConnectOutcome::UnsupportedProtocol,
+        ReasonCode::ClientIdentifierNotValid => ConnectOutcome::ClientIdRejected,
+        ReasonCode::NotAuthorized
+        | ReasonCode::BadUserNameOrPassword
+        | ReasonCode::BadAuthenticationMethod => ConnectOutcome::NotAuthorized,
+        ReasonCode::ServerBusy | ReasonCode::QuotaExceeded => ConnectOutcome::ServerBusy,
+        ReasonCode::ServerUnavailable => ConnectOutcome::ServerUnavailable,
+        _ => ConnectOutcome::Malformed,
+    }
+}

@@ -1,0 +1,350 @@
+//! Start-up and the per-worker accept loops: resolves listener addresses (one ephemeral port
+//! shared by all workers when a bind asks for port 0), starts one named thread per worker with
+//! its own monoio runtime and its own SO_REUSEPORT listening sockets, and routes accepted
+//! connections: TLS handshake, HTTP head (WebSocket upgrade, /metrics, /healthz) or MQTT.
+
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread::JoinHandle;
+
+use bytes::{Buf, BytesMut};
+use hubmq_core::ids::{WorkerId, MAX_WORKERS};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::auth::{authenticate, valid_hub_name, AuthFailure};
+use crate::conn::{self, read_more};
+use crate::http::{self, Head};
+use crate::registry::Registry;
+use crate::settings::{ListenerKind, Settings};
+use crate::worker::{Shared, Transport, Worker};
+use crate::xcore::{Command, Mesh};
+use hubmq_metrics::ConnectOutcome;
+
+/// A running broker: the bound addresses and the worker threads.
+pub struct Server {
+    pub bound: Vec<(ListenerKind, SocketAddr)>,
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Asks every worker to disconnect its clients (v5 DISCONNECT 0x8B) and stop.
+    pub fn shutdown(&self) {
+        self.shared.shutting_down.store(true, Ordering::Release);
+        for w in 0..self.shared.mesh.workers() {
+            self.shared
+                .mesh
+                .command(WorkerId(w as u16), Command::Shutdown);
+        }
+    }
+
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn listener_socket(addr: SocketAddr) -> io::Result<Socket> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.bind(&addr.into())?;
+    Ok(s)
+}
+
+/// Binds every listener on every worker and starts the workers. Returns once all sockets are
+/// bound and listening (so a caller may announce readiness).
+pub fn start(mut settings: Settings) -> io::Result<Server> {
+    let workers = settings.workers.clamp(1, MAX_WORKERS);
+    settings.workers = workers;
+    // Resolve port 0 once: a bound (not listening) socket reserves the port; the workers then
+    // bind the same port with SO_REUSEPORT. The reservation is dropped after they are up.
+    let mut reservations = Vec::new();
+    for l in settings.listeners.iter_mut() {
+        let s = listener_socket(l.addr).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("{} listener {}: {e}", l.kind.name(), l.addr),
+            )
+        })?;
+        if l.addr.port() == 0 {
+            if let Some(a) = s.local_addr()?.as_socket() {
+                l.addr = a;
+            }
+        }
+        reservations.push(s);
+    }
+    let bound: Vec<_> = settings
+        .listeners
+        .iter()
+        .map(|l| (l.kind, l.addr))
+        .collect();
+    let shared = Arc::new(Shared {
+        settings,
+        registry: Registry::default(),
+        mesh: Mesh::new(workers),
+        serial: AtomicU64::new(0),
+        shutting_down: AtomicBool::new(false),
+    });
+    let barrier = Arc::new(Barrier::new(workers + 1));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let mut threads = Vec::new();
+    for i in 0..workers {
+        let shared = shared.clone();
+        let barrier = barrier.clone();
+        let failed = failed.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("hubmq-w{i}"))
+            .spawn(move || worker_main(WorkerId(i as u16), shared, barrier, failed))?;
+        threads.push(t);
+    }
+    barrier.wait();
+    drop(reservations);
+    if failed.load(Ordering::Acquire) > 0 {
+        return Err(io::Error::other("a worker failed to start (see log)"));
+    }
+    Ok(Server {
+        bound,
+        shared,
+        threads,
+    })
+}
+
+fn worker_main(id: WorkerId, shared: Arc<Shared>, barrier: Arc<Barrier>, failed: Arc<AtomicUsize>) {
+    let rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+        .enable_timer()
+        .build();
+    let mut rt = match rt {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(worker = id.0, error = %e, "cannot build runtime");
+            failed.fetch_add(1, Ordering::AcqRel);
+            barrier.wait();
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let driver = if monoio::utils::detect_uring() {
+            "io_uring"
+        } else {
+            "epoll"
+        };
+        let mut listeners = Vec::new();
+        for l in &shared.settings.listeners {
+            let bound = listener_socket(l.addr).and_then(|s| {
+                s.set_nonblocking(true)?;
+                s.listen(4096)?;
+                monoio::net::TcpListener::from_std(s.into())
+            });
+            match bound {
+                Ok(tl) => listeners.push((l.clone(), tl)),
+                Err(e) => {
+                    tracing::error!(worker = id.0, addr = %l.addr, error = %e, "cannot bind");
+                    failed.fetch_add(1, Ordering::AcqRel);
+                }
+            }
+        }
+        tracing::info!(worker = id.0, driver, "worker started");
+        barrier.wait();
+        let w = Rc::new(Worker::new(id, shared.clone()));
+        monoio::spawn(w.clone().inbox_task());
+        monoio::spawn(w.clone().timer_task());
+        let cmd = monoio::spawn(w.clone().command_task());
+        for (spec, tl) in listeners {
+            monoio::spawn(accept_loop(w.clone(), spec, tl));
+        }
+        // The command task ends only when the mesh is dropped; shutdown is signalled through it.
+        let _ = cmd.await;
+    });
+}
+
+async fn accept_loop(
+    w: Rc<Worker>,
+    spec: crate::settings::ListenerSpec,
+    tl: monoio::net::TcpListener,
+) {
+    let max_per_worker = (w.shared.settings.max_connections / w.shared.settings.workers).max(1);
+    let acceptor = spec.tls.clone().map(monoio_rustls::TlsAcceptor::from);
+    loop {
+        let (stream, peer) = match tl.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                monoio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if w.shared.shutting_down.load(Ordering::Acquire) {
+            continue;
+        }
+        if w.connections.get() >= max_per_worker {
+            tracing::warn!(%peer, "connection limit reached; refusing");
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let w = w.clone();
+        let acceptor = acceptor.clone();
+        let kind = spec.kind;
+        monoio::spawn(async move {
+            w.connections.set(w.connections.get() + 1);
+            match (kind, acceptor) {
+                (ListenerKind::Tcp, _) => {
+                    conn::run(w.clone(), stream, Transport::Tcp, BytesMut::new(), None).await
+                }
+                (ListenerKind::Http, _) => serve_http(w.clone(), stream, false).await,
+                (_, Some(acc)) => {
+                    let timeout = w.shared.settings.connect_timeout;
+                    match monoio::time::timeout(timeout, acc.accept(stream)).await {
+                        Ok(Ok(tls)) if kind == ListenerKind::Tls => {
+                            conn::run(w.clone(), tls, Transport::Tls, BytesMut::new(), None).await
+                        }
+                        Ok(Ok(tls)) => serve_http(w.clone(), tls, true).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+                (_, None) => tracing::error!("TLS listener without TLS configuration"),
+            }
+            w.connections.set(w.connections.get() - 1);
+        });
+    }
+}
+
+/// Serves HTTP requests on one connection until it upgrades to WebSocket MQTT or closes.
+async fn serve_http<S>(w: Rc<Worker>, mut s: S, tls: bool)
+where
+    S: AsyncReadRent + AsyncWriteRent + monoio::io::Split + 'static,
+{
+    let settings = &w.shared.settings;
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        // Read one request head, bounded in size and time.
+        let deadline = std::time::Instant::now() + settings.connect_timeout;
+        let (head, used) = loop {
+            match http::parse_head(&buf, settings.max_http_head) {
+                Ok(Some(x)) => break x,
+                Ok(None) => {}
+                Err(e) => {
+                    let body = format!("bad request: {e}\n");
+                    let _ = s
+                        .write_all(http::response(
+                            e.status(),
+                            "text/plain",
+                            body.as_bytes(),
+                            &[],
+                            true,
+                        ))
+                        .await;
+                    return;
+                }
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match monoio::time::timeout(left, read_more(&mut s, buf)).await {
+                Ok((Ok(n), b)) if n > 0 => buf = b,
+                _ => return, // closed, error or idle too long
+            }
+        };
+        buf.advance(used);
+        let close = wants_close(&head);
+        let path = head.path.clone();
+        let reply = if path == "/healthz" || path == "/readyz" {
+            http::response(200, "text/plain", b"ok\n", &[], close)
+        } else if path == settings.metrics_path {
+            let text = settings
+                .metrics
+                .as_ref()
+                .map(|m| m.render())
+                .unwrap_or_default();
+            http::response(
+                200,
+                "text/plain; version=0.0.4",
+                text.as_bytes(),
+                &[],
+                close,
+            )
+        } else if let Some(hub) = path.strip_prefix("/clients/mqtt/hubs/") {
+            match upgrade(&w, &head, hub, tls) {
+                Ok((resp, identity)) => {
+                    let (res, _) = s.write_all(resp).await;
+                    if res.is_err() {
+                        return;
+                    }
+                    let transport = if tls { Transport::Wss } else { Transport::Ws };
+                    conn::run(w.clone(), s, transport, buf, Some(identity)).await;
+                    return;
+                }
+                Err(resp) => resp,
+            }
+        } else {
+            http::response(404, "text/plain", b"not found\n", &[], close)
+        };
+        let (res, _) = s.write_all(reply).await;
+        if res.is_err() || close || content_length(&head) > 0 {
+            return;
+        }
+    }
+}
+
+fn wants_close(head: &Head) -> bool {
+    head.version_minor == 0
+        || head
+            .header_tokens("connection")
+            .any(|t| t.eq_ignore_ascii_case("close"))
+}
+
+fn content_length(head: &Head) -> usize {
+    head.header("content-length")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Validates a WebSocket MQTT upgrade for `hub`; Ok = the 101 response and the identity,
+/// Err = the full error response (400 / 401 / 404) with a reason in the body.
+fn upgrade(
+    w: &Worker,
+    head: &Head,
+    hub: &str,
+    tls: bool,
+) -> Result<(Vec<u8>, crate::auth::Identity), Vec<u8>> {
+    let text = |status: u16, msg: &str| {
+        http::response(
+            status,
+            "text/plain",
+            format!("{msg}\n").as_bytes(),
+            &[],
+            true,
+        )
+    };
+    if !valid_hub_name(hub) {
+        return Err(text(400, "invalid hub name"));
+    }
+    let up = http::check_upgrade(head).map_err(|reason| text(400, reason))?;
+    // The query parameter wins over the header when both are present (documented choice).
+    let token = head.query_param("access_token").or_else(|| {
+        head.header("authorization")
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(|t| t.trim().to_owned())
+    });
+    let scheme = if tls { "https" } else { "http" };
+    let host = head.header("host");
+    match authenticate(w, hub, token.as_deref(), host.map(|h| (scheme, h))) {
+        Ok(id) => Ok((http::switching_protocols(&up), id)),
+        Err(AuthFailure::UnknownHub) => Err(text(404, "unknown hub")),
+        Err(f) => {
+            w.counters.borrow_mut().connects[ConnectOutcome::NotAuthorized.index()] += 1;
+            tracing::info!(hub, reason = f.describe(), "upgrade refused");
+            Err(text(401, &format!("unauthorized: {}", f.describe())))
+        }
+    }
+}

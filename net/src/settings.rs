@@ -1,0 +1,78 @@
+//! Everything the network layer needs to run, resolved from configuration by the binary.
+//! Built on the main thread; shared read-only by all workers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hubmq_auth::KeyRing;
+use hubmq_core::limits::Limits;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// HTTP: WebSocket MQTT, /metrics, /healthz (and the REST API later).
+    Http,
+    /// HTTP over TLS.
+    Https,
+    /// MQTT over a raw TCP socket.
+    Tcp,
+    /// MQTT over TLS.
+    Tls,
+}
+
+impl ListenerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ListenerKind::Http => "http",
+            ListenerKind::Https => "https",
+            ListenerKind::Tcp => "tcp",
+            ListenerKind::Tls => "tls",
+        }
+    }
+
+    pub fn is_http(self) -> bool {
+        matches!(self, ListenerKind::Http | ListenerKind::Https)
+    }
+}
+
+#[derive(Clone)]
+pub struct ListenerSpec {
+    pub kind: ListenerKind,
+    pub addr: SocketAddr,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// Per-hub settings; hubs that are not declared use `HubSettings::default()`.
+#[derive(Clone, Default)]
+pub struct HubSettings {
+    pub anonymous_connect: bool,
+    /// Hub-specific keys; `None` = the server's keys.
+    pub keys: Option<Arc<KeyRing>>,
+}
+
+#[derive(Clone)]
+pub struct Settings {
+    pub workers: usize,
+    pub listeners: Vec<ListenerSpec>,
+    pub limits: Limits,
+    pub keys: Arc<KeyRing>,
+    /// Accepted token audience authorities besides the Host a client dialled:
+    /// (scheme "http"|"https", "host[:port]").
+    pub public_endpoints: Vec<(String, String)>,
+    /// Declared hubs by lower-case name.
+    pub hubs: HashMap<String, HubSettings>,
+    pub strict_hubs: bool,
+    pub connect_timeout: Duration,
+    pub token_skew_secs: u64,
+    pub max_http_head: usize,
+    pub max_connections: usize,
+    pub metrics_path: String,
+    pub metrics: Option<hubmq_metrics::Exporter>,
+}
+
+impl Settings {
+    pub fn hub(&self, lower_name: &str) -> Option<&HubSettings> {
+        self.hubs.get(lower_name)
+    }
+}

@@ -1,0 +1,134 @@
+//! Cross-core hand-off: one bounded lock-free queue per (sender, receiver) worker pair, so each
+//! queue has a single producer and a single consumer and no two workers ever contend on one
+//! lock. A receiver is woken through an `AtomicWaker`; a busy receiver (waker not registered)
+//! costs a sender only an atomic swap. Cold-path commands (session takeover) use a separate
+//! channel per worker.
+
+use std::sync::Arc;
+
+use atomic_waker::AtomicWaker;
+use crossbeam_queue::ArrayQueue;
+use hubmq_core::ids::{GroupId, WorkerId};
+use hubmq_core::message::Message;
+use hubmq_core::mqtt::QoS;
+use hubmq_core::session::SubOpts;
+
+use crate::registry::{GroupShared, SessionKey};
+
+/// Messages per queue. Large enough that a worker behind by this much is hopelessly
+/// overloaded; past it, messages are dropped and counted rather than blocking the sender.
+const QUEUE_CAPACITY: usize = 16 * 1024;
+
+/// Data-path message from one worker to another.
+pub enum CoreMsg {
+    /// Deliver `msg` to this worker's local subscribers of `group`.
+    Deliver { group: GroupId, msg: Arc<Message> },
+}
+
+/// Cold-path command to a worker.
+pub enum Command {
+    /// Another worker accepted a CONNECT for a session this worker owns: disconnect the current
+    /// connection (0x8E) and hand the session over (`keep`) or discard it.
+    Takeover {
+        key: SessionKey,
+        keep: bool,
+        reply: flume::Sender<Option<SessionTransfer>>,
+    },
+    /// Stop accepting, disconnect clients, exit.
+    Shutdown,
+}
+
+/// A session moving between workers.
+pub struct SessionTransfer {
+    pub serial: u64,
+    pub user_id: Option<Arc<str>>,
+    pub perms: hubmq_core::perm::Permissions,
+    pub subs: Vec<(Arc<GroupShared>, SubOpts)>,
+    pub undelivered: Vec<(Arc<Message>, QoS)>,
+}
+
+pub struct Mesh {
+    workers: usize,
+    /// queues[from * workers + to]; the diagonal is unused.
+    queues: Vec<ArrayQueue<CoreMsg>>,
+    wakers: Vec<AtomicWaker>,
+    commands: Vec<(flume::Sender<Command>, flume::Receiver<Command>)>,
+}
+
+impl Mesh {
+    pub fn new(workers: usize) -> Mesh {
+        let n = workers * workers;
+        Mesh {
+            workers,
+            queues: (0..n)
+                .map(|i| {
+                    let cap = if i / workers == i % workers {
+                        1
+                    } else {
+                        QUEUE_CAPACITY
+                    };
+                    ArrayQueue::new(cap)
+                })
+                .collect(),
+            wakers: (0..workers).map(|_| AtomicWaker::new()).collect(),
+            commands: (0..workers).map(|_| flume::unbounded()).collect(),
+        }
+    }
+
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Hands `msg` to worker `to`. Returns the message back if the queue is full.
+    #[inline]
+    pub fn push(&self, from: WorkerId, to: WorkerId, msg: CoreMsg) -> Result<(), CoreMsg> {
+        let q = &self.queues[from.0 as usize * self.workers + to.0 as usize];
+        q.push(msg)
+    }
+
+    /// Wakes worker `to`'s inbox task (once per batch is enough; extra calls are cheap).
+    #[inline]
+    pub fn wake(&self, to: WorkerId) {
+        self.wakers[to.0 as usize].wake();
+    }
+
+    /// Pops up to `max` messages for `me` from every peer, round-robin so no peer starves.
+    pub fn drain(&self, me: WorkerId, max: usize, mut f: impl FnMut(CoreMsg)) -> usize {
+        let mut n = 0;
+        loop {
+            let mut progressed = false;
+            for from in 0..self.workers {
+                if from == me.0 as usize {
+                    continue;
+                }
+                if let Some(m) = self.queues[from * self.workers + me.0 as usize].pop() {
+                    f(m);
+                    n += 1;
+                    progressed = true;
+                }
+            }
+            if !progressed || n >= max {
+                return n;
+            }
+        }
+    }
+
+    pub fn has_input(&self, me: WorkerId) -> bool {
+        (0..self.workers).any(|from| {
+            from != me.0 as usize && !self.queues[from * self.workers + me.0 as usize].is_empty()
+        })
+    }
+
+    pub fn register(&self, me: WorkerId, waker: &std::task::Waker) {
+        self.wakers[me.0 as usize].register(waker);
+    }
+
+    pub fn command(&self, to: WorkerId, cmd: Command) {
+        // The receiver lives as long as the mesh; a send can only fail during teardown.
+        let _ = self.commands[to.0 as usize].0.send(cmd);
+    }
+
+    pub fn commands(&self, me: WorkerId) -> flume::Receiver<Command> {
+        self.commands[me.0 as usize].1.clone()
+    }
+}
