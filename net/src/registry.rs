@@ -35,6 +35,9 @@ pub struct Registry {
     hubs: Mutex<HubTable>,
     groups: Mutex<HashMap<(HubId, Arc<str>), Arc<GroupShared>>>,
     sessions: Mutex<HashMap<SessionKey, WorkerId>>,
+    /// Bumped whenever a group is created, so workers can cache "no such group" answers and
+    /// know when they went stale.
+    groups_created: AtomicU64,
 }
 
 #[derive(Default)]
@@ -76,6 +79,7 @@ impl Registry {
             interest: AtomicU64::new(0),
         });
         g.insert(key, shared.clone());
+        self.groups_created.fetch_add(1, Ordering::Release);
         shared
     }
 
@@ -85,6 +89,11 @@ impl Registry {
         lock(&self.groups)
             .get(&(hub, Arc::<str>::from(name)))
             .cloned()
+    }
+
+    /// Changes whenever a group is created (see `groups_created`).
+    pub fn groups_generation(&self) -> u64 {
+        self.groups_created.load(Ordering::Acquire)
     }
 
     /// Claims `key` for `worker`, returning the previous owner.

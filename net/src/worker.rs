@@ -175,6 +175,9 @@ pub struct State {
     /// Per-worker cache hub → group name → shared group, so a PUBLISH finds its group
     /// without touching the registry lock.
     group_cache: HashMap<HubId, HashMap<Box<str>, Arc<GroupShared>>>,
+    /// Topics published to that had no group, with the registry generation of that answer:
+    /// a publish to a topic nobody ever subscribed to costs no lock until a group is created.
+    missing_groups: HashMap<(HubId, Box<str>), u64>,
     /// Scratch buffer for session output, reused to avoid an allocation per delivery.
     scratch: Vec<OutItem>,
 }
@@ -226,9 +229,26 @@ impl Worker {
         if let Some(g) = cache.get(name) {
             return Some(g.clone());
         }
-        let g = self.registry().find_group(hub, name)?;
-        cache.insert(name.into(), g.clone());
-        Some(g)
+        let generation = self.registry().groups_generation();
+        let key = (hub, Box::<str>::from(name));
+        if st.missing_groups.get(&key) == Some(&generation) {
+            return None;
+        }
+        match self.registry().find_group(hub, name) {
+            Some(g) => {
+                st.missing_groups.remove(&key);
+                st.group_cache.entry(hub).or_default().insert(key.1, g.clone());
+                Some(g)
+            }
+            None => {
+                // Bounded: clients may invent any number of topics.
+                if st.missing_groups.len() >= 4096 {
+                    st.missing_groups.clear();
+                }
+                st.missing_groups.insert(key, generation);
+                None
+            }
+        }
     }
 
     /// The group, created if needed (subscribe, role compilation).
@@ -741,8 +761,17 @@ impl Worker {
             }
             if now >= last_flush + 1000 {
                 last_flush = now;
+                let queued: usize = self
+                    .st
+                    .borrow()
+                    .slots
+                    .iter()
+                    .flatten()
+                    .filter_map(|s| s.conn.as_ref())
+                    .map(|c| c.out_bytes.get())
+                    .sum();
                 let mut c = self.counters.borrow_mut();
-                c.outbound_queue_bytes = 0;
+                c.outbound_queue_bytes = queued as i64;
                 c.flush();
             }
         }

@@ -175,7 +175,11 @@ pub struct PubAck {
 
 impl PubAck {
     pub fn new(pkid: u16, reason: u8) -> PubAck {
-        PubAck { pkid, reason, ..PubAck::default() }
+        PubAck {
+            pkid,
+            reason,
+            ..PubAck::default()
+        }
     }
 }
 

@@ -113,7 +113,9 @@ impl ReasonCode {
             ReasonCode::SharedSubscriptionsNotSupported => "shared_subscriptions_not_supported",
             ReasonCode::ConnectionRateExceeded => "connection_rate_exceeded",
             ReasonCode::MaximumConnectTime => "maximum_connect_time",
-            ReasonCode::SubscriptionIdentifiersNotSupported => "subscription_identifiers_not_supported",
+            ReasonCode::SubscriptionIdentifiersNotSupported => {
+                "subscription_identifiers_not_supported"
+            }
             ReasonCode::WildcardSubscriptionsNotSupported => "wildcard_subscriptions_not_supported",
         }
     }
