@@ -141,8 +141,8 @@ fn read_fixed_header(buf: &[u8]) -> Result<Option<(usize, usize)>, CodecError> {
 /// before CONNECT was decoded: then only CONNECT is acceptable and the version is read from the
 /// CONNECT itself (`Connect::protocol` set to `Some(..)`). `max_packet_size` bounds the whole
 /// packet: as soon as the fixed header is readable and the total exceeds it, `PacketTooLarge` is
-/// returned without waiting for the bytes. On error `buf` is left as it was (the connection is
-/// going to be closed anyway).
+/// returned without waiting for the bytes. After an error the connection must be closed: the
+/// framing errors leave `buf` untouched, the body errors have already split the packet off.
 pub fn decode(
     buf: &mut BytesMut,
     version: Option<ProtocolVersion>,

@@ -2,7 +2,7 @@
 //! packet and a `Sink` abstraction so every encoder is written once and run twice, first into a
 //! byte counter (lengths) and then into the output buffer (bytes). Nothing here panics on input.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::codec::CodecError;
 
@@ -63,20 +63,26 @@ impl Reader {
         std::mem::take(&mut self.buf)
     }
 
+    // The fixed-width reads advance the view in place (no reference-count traffic per field).
     pub(crate) fn u8(&mut self) -> Result<u8, CodecError> {
-        let b = *self.buf.first().ok_or(TRUNCATED)?;
-        self.buf = self.buf.slice(1..);
-        Ok(b)
+        if self.buf.is_empty() {
+            return Err(TRUNCATED);
+        }
+        Ok(self.buf.get_u8())
     }
 
     pub(crate) fn u16(&mut self) -> Result<u16, CodecError> {
-        let b = self.take(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
+        if self.buf.len() < 2 {
+            return Err(TRUNCATED);
+        }
+        Ok(self.buf.get_u16())
     }
 
     pub(crate) fn u32(&mut self) -> Result<u32, CodecError> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        if self.buf.len() < 4 {
+            return Err(TRUNCATED);
+        }
+        Ok(self.buf.get_u32())
     }
 
     /// Variable Byte Integer: at most four bytes, minimal encoding [MQTT-1.5.5-1].
@@ -108,8 +114,11 @@ impl Reader {
     /// UTF-8 Encoded String [MQTT-1.5.4-1]: well-formed UTF-8 (which already excludes the
     /// surrogates) and no U+0000 [MQTT-1.5.4-2].
     pub(crate) fn string(&mut self) -> Result<String, CodecError> {
-        let raw = self.binary()?;
-        check_utf8(&raw).map(str::to_owned)
+        let n = usize::from(self.u16()?);
+        let raw = self.buf.get(..n).ok_or(TRUNCATED)?;
+        let s = check_utf8(raw)?.to_owned();
+        self.buf.advance(n);
+        Ok(s)
     }
 }
 
