@@ -43,9 +43,9 @@ pub enum Refused {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Await {
-    PubAck,
-    PubRec,
-    PubComp,
+    Ack,
+    Rec,
+    Comp,
 }
 
 #[derive(Debug)]
@@ -159,9 +159,9 @@ impl Session {
     fn send_new(&mut self, msg: Arc<Message>, qos: QoS, out: &mut Vec<OutItem>) {
         let pkid = self.alloc_pkid();
         let state = if qos == QoS::ExactlyOnce {
-            Await::PubRec
+            Await::Rec
         } else {
-            Await::PubAck
+            Await::Ack
         };
         self.inflight.push_back(Inflight {
             pkid,
@@ -200,7 +200,7 @@ impl Session {
     pub fn resume(&mut self, now_ms: u64, out: &mut Vec<OutItem>) -> usize {
         for f in &self.inflight {
             out.push(match f.state {
-                Await::PubComp => OutItem::PubRel(f.pkid),
+                Await::Comp => OutItem::PubRel(f.pkid),
                 _ => OutItem::Publish {
                     msg: f.msg.clone(),
                     qos: f.qos,
@@ -226,7 +226,7 @@ impl Session {
         now_ms: u64,
         out: &mut Vec<OutItem>,
     ) -> Result<(), UnknownPacketId> {
-        let i = self.take_inflight(pkid, Await::PubAck)?;
+        let i = self.take_inflight(pkid, Await::Ack)?;
         self.inflight.remove(i);
         self.pump(now_ms, out);
         Ok(())
@@ -241,11 +241,11 @@ impl Session {
         now_ms: u64,
         out: &mut Vec<OutItem>,
     ) -> Result<(), UnknownPacketId> {
-        let i = match self.take_inflight(pkid, Await::PubRec) {
+        let i = match self.take_inflight(pkid, Await::Rec) {
             Ok(i) => i,
             // A repeated PUBREC after our PUBREL: repeat the PUBREL.
             Err(e) => {
-                self.take_inflight(pkid, Await::PubComp).map_err(|_| e)?;
+                self.take_inflight(pkid, Await::Comp).map_err(|_| e)?;
                 out.push(OutItem::PubRel(pkid));
                 return Ok(());
             }
@@ -254,7 +254,7 @@ impl Session {
             self.inflight.remove(i);
             self.pump(now_ms, out);
         } else {
-            self.inflight[i].state = Await::PubComp;
+            self.inflight[i].state = Await::Comp;
             out.push(OutItem::PubRel(pkid));
         }
         Ok(())
@@ -267,7 +267,7 @@ impl Session {
         now_ms: u64,
         out: &mut Vec<OutItem>,
     ) -> Result<(), UnknownPacketId> {
-        let i = self.take_inflight(pkid, Await::PubComp)?;
+        let i = self.take_inflight(pkid, Await::Comp)?;
         self.inflight.remove(i);
         self.pump(now_ms, out);
         Ok(())

@@ -27,13 +27,16 @@ impl GroupShared {
     }
 }
 
+/// Key of a group: hub plus group name.
+pub type GroupKey = (HubId, Arc<str>);
+
 /// Key of a session: hub plus client id (the connection id of the Web PubSub API).
 pub type SessionKey = (HubId, Arc<str>);
 
 #[derive(Default)]
 pub struct Registry {
     hubs: Mutex<HubTable>,
-    groups: Mutex<HashMap<(HubId, Arc<str>), Arc<GroupShared>>>,
+    groups: Mutex<HashMap<GroupKey, Arc<GroupShared>>>,
     sessions: Mutex<HashMap<SessionKey, WorkerId>>,
     /// Bumped whenever a group is created, so workers can cache "no such group" answers and
     /// know when they went stale.
@@ -69,7 +72,7 @@ impl Registry {
     /// The group, created on first use.
     pub fn group(&self, hub: HubId, name: &str) -> Arc<GroupShared> {
         let mut g = lock(&self.groups);
-        let key: (HubId, Arc<str>) = (hub, name.into());
+        let key: GroupKey = (hub, name.into());
         if let Some(s) = g.get(&key) {
             return s.clone();
         }

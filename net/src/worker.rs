@@ -237,7 +237,10 @@ impl Worker {
         match self.registry().find_group(hub, name) {
             Some(g) => {
                 st.missing_groups.remove(&key);
-                st.group_cache.entry(hub).or_default().insert(key.1, g.clone());
+                st.group_cache
+                    .entry(hub)
+                    .or_default()
+                    .insert(key.1, g.clone());
                 Some(g)
             }
             None => {
