@@ -271,6 +271,7 @@ impl Reader {
                 }
                 Ok(Some(WsEvent::Pong)) => {}
                 Ok(Some(WsEvent::Close { .. })) => {
+                    self.h.ws_close_sent.set(true);
                     let mut f = BytesMut::new();
                     ws::encode_close(ws::CLOSE_NORMAL, "", &mut f);
                     self.h.push(Out::WsFrame(f.freeze()));
@@ -282,6 +283,7 @@ impl Reader {
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "websocket protocol error");
+                    self.h.ws_close_sent.set(true);
                     let mut f = BytesMut::new();
                     ws::encode_close(e.close_code(), &e.to_string(), &mut f);
                     self.h.push(Out::WsFrame(f.freeze()));
@@ -848,7 +850,7 @@ async fn write_loop<W: AsyncWriteRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut io:
             w.counters.borrow_mut().bytes_sent += n as u64;
         }
         if close {
-            if ws {
+            if ws && !h.ws_close_sent.get() {
                 let mut f = BytesMut::new();
                 ws::encode_close(ws::CLOSE_NORMAL, "", &mut f);
                 let _ = io.write_all(f).await;

@@ -94,6 +94,8 @@ pub struct ConnHandle {
     /// Set when the connection must end (takeover, slow consumer, shutdown, writer error).
     pub kill: LocalNotify,
     pub closing: Cell<bool>,
+    /// A WebSocket close frame was queued already (answering the peer's close).
+    pub ws_close_sent: Cell<bool>,
 }
 
 impl ConnHandle {
@@ -108,6 +110,7 @@ impl ConnHandle {
             wake_writer: LocalNotify::default(),
             kill: LocalNotify::default(),
             closing: Cell::new(false),
+            ws_close_sent: Cell::new(false),
         }
     }
 
@@ -321,7 +324,8 @@ impl Worker {
                 self.fire_will_now_or_later(idx, now);
             }
             if clean_start {
-                self.remove_session(idx, now);
+                // Discard the old session but keep the registry claim we just made.
+                self.end_session(idx, false);
             } else {
                 let mut st = self.st.borrow_mut();
                 if let Some(slot) = st.slots[idx.0 as usize].as_mut() {
