@@ -41,6 +41,10 @@ pub struct LoadSpec {
     pub rate: Option<u64>,
     pub window: u64,
     pub broker: Probe,
+    /// Shell commands run right before / after the measurement interval (e.g. zeroing and
+    /// dumping callgrind counters).
+    pub at_start: Option<String>,
+    pub at_end: Option<String>,
 }
 
 /// What a run measured (over the measurement interval unless noted).
@@ -218,6 +222,7 @@ pub async fn run(spec: LoadSpec) -> Result<LoadResult, ClientError> {
 
     // Warm-up, then the measurement interval proper.
     tokio::time::sleep(spec.warmup).await;
+    run_hook(spec.at_start.as_deref());
     let generator = Probe::this_process();
     let cpu0 = spec.broker.cpu_secs();
     let gen0 = generator.cpu_secs();
@@ -242,6 +247,7 @@ pub async fn run(spec: LoadSpec) -> Result<LoadResult, ClientError> {
     let cpu1 = spec.broker.cpu_secs();
     let gen1 = generator.cpu_secs();
     let rss = spec.broker.rss_kib();
+    run_hook(spec.at_end.as_deref());
     shared.stop.store(true, Ordering::Relaxed);
     for f in &flows {
         f.wake.notify_one();
@@ -296,6 +302,18 @@ pub async fn run(spec: LoadSpec) -> Result<LoadResult, ClientError> {
         errors: shared.errors.load(Ordering::Relaxed),
         first_error,
     })
+}
+
+/// Runs a measurement hook with `sh -c`, blocking on purpose: the load pauses meanwhile, so
+/// the hook's own time does not blur the interval's edges.
+fn run_hook(cmd: Option<&str>) {
+    if let Some(cmd) = cmd {
+        match std::process::Command::new("sh").arg("-c").arg(cmd).status() {
+            Ok(s) if s.success() => {}
+            Ok(s) => eprintln!("hubmq-bench: hook `{cmd}` exited with {s}"),
+            Err(e) => eprintln!("hubmq-bench: hook `{cmd}` failed: {e}"),
+        }
+    }
 }
 
 /// Reads deliveries: latency into the shared histogram, gaps counted, PUBACKs for QoS 1.

@@ -98,6 +98,12 @@ struct LoadArgs {
     /// Most messages a publisher may be ahead of its subscribers.
     #[arg(long, default_value_t = 32)]
     window: u64,
+    /// Shell command run when the measurement interval starts (after warm-up).
+    #[arg(long)]
+    at_start: Option<String>,
+    /// Shell command run when the measurement interval ends.
+    #[arg(long)]
+    at_end: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -296,6 +302,8 @@ fn load_spec(
         rate: l.rate,
         window: l.window,
         broker: ctx.broker,
+        at_start: l.at_start.clone(),
+        at_end: l.at_end.clone(),
     })
 }
 
