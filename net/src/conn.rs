@@ -228,9 +228,21 @@ impl Reader {
 
     /// Decodes and handles everything buffered.
     async fn process(&mut self, rx: &mut BytesMut) -> Result<(), Stop> {
-        if self.ws.is_some() {
-            self.unwrap_ws(rx)?;
+        // A close (or WebSocket error) ends the connection only after the MQTT bytes that came
+        // before it were handled: a DISCONNECT right before the close frame must count.
+        let ws_end = if self.ws.is_some() {
+            self.unwrap_ws(rx).err()
+        } else {
+            None
+        };
+        self.process_mqtt(rx).await?;
+        match ws_end {
+            Some(stop) => Err(stop),
+            None => Ok(()),
         }
+    }
+
+    async fn process_mqtt(&mut self, rx: &mut BytesMut) -> Result<(), Stop> {
         loop {
             let max = self.w.limits().max_packet_size as usize;
             let buf = if self.ws.is_some() {
@@ -890,7 +902,9 @@ fn encode_delivery(
     let owned;
     let parts = match msg.expires_at_ms {
         Some(at) if version == ProtocolVersion::V5 => {
-            let remaining = at.saturating_sub(now).div_ceil(1000) as u32;
+            // Never more than the publisher asked for, whatever the rounding.
+            let original = msg.props.message_expiry.unwrap_or(u32::MAX);
+            let remaining = (at.saturating_sub(now).div_ceil(1000) as u32).min(original);
             owned = msg.encode_fresh(version, qos, dup, Some(remaining));
             &owned
         }

@@ -93,6 +93,7 @@ pub fn start(mut settings: Settings) -> io::Result<Server> {
         mesh: Mesh::new(workers),
         serial: AtomicU64::new(0),
         shutting_down: AtomicBool::new(false),
+        epoch: std::time::Instant::now(),
     });
     let barrier = Arc::new(Barrier::new(workers + 1));
     let failed = Arc::new(AtomicUsize::new(0));

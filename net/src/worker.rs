@@ -35,6 +35,9 @@ pub struct Shared {
     /// Source of session serials (No Local) and connection ids.
     pub serial: AtomicU64,
     pub shutting_down: AtomicBool,
+    /// The broker clock's zero. One for the whole process: message expiry instants computed
+    /// on one worker are compared on another.
+    pub epoch: Instant,
 }
 
 impl Shared {
@@ -190,7 +193,6 @@ pub struct Worker {
     pub shared: Arc<Shared>,
     pub st: RefCell<State>,
     pub counters: RefCell<CoreCounters>,
-    pub epoch: Instant,
     pub connections: Cell<usize>,
 }
 
@@ -207,14 +209,13 @@ impl Worker {
             shared,
             st: RefCell::new(State::default()),
             counters: RefCell::new(CoreCounters::new(id.0)),
-            epoch: Instant::now(),
             connections: Cell::new(0),
         }
     }
 
     /// Milliseconds on this worker's clock (monotonic).
     pub fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        self.shared.epoch.elapsed().as_millis() as u64
     }
 
     pub fn limits(&self) -> &hubmq_core::limits::Limits {
