@@ -10,6 +10,8 @@
 #[allow(dead_code)]
 mod harness;
 #[allow(dead_code)]
+mod raw;
+#[allow(dead_code)]
 mod rq;
 #[allow(dead_code)]
 mod wire;
