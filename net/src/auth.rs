@@ -66,7 +66,9 @@ pub fn authenticate(
 ) -> Result<Identity, AuthFailure> {
     let settings = &w.shared.settings;
     let lower = hub_name.to_ascii_lowercase();
-    let hub_cfg = settings.hub(&lower);
+    // Keys and hub settings are reloadable (SIGHUP): one snapshot for this CONNECT.
+    let auth = w.shared.control.auth();
+    let hub_cfg = auth.hub(&lower);
     if settings.strict_hubs && hub_cfg.is_none() {
         return Err(AuthFailure::UnknownHub);
     }
@@ -85,9 +87,7 @@ pub fn authenticate(
         }
         _ => return Err(AuthFailure::Token(TokenError::Missing)),
     };
-    let keys = hub_cfg
-        .and_then(|h| h.keys.as_ref())
-        .unwrap_or(&settings.keys);
+    let keys = hub_cfg.and_then(|h| h.keys.as_ref()).unwrap_or(&auth.keys);
     let mut authorities = settings.public_endpoints.clone();
     if let Some((scheme, host)) = dialled {
         authorities.push((scheme.to_owned(), host.to_owned()));

@@ -9,6 +9,7 @@
 mod auth;
 mod conn;
 pub mod http;
+mod lifecycle;
 mod notify;
 mod registry;
 mod server;
@@ -19,5 +20,6 @@ pub mod ws;
 mod xcore;
 
 pub use auth::valid_hub_name;
+pub use lifecycle::{AuthSettings, Heartbeats};
 pub use server::{start, Server};
 pub use settings::{HubSettings, ListenerKind, ListenerSpec, Settings};

@@ -47,6 +47,27 @@ impl Server {
             let _ = t.join();
         }
     }
+
+    // ----- lifecycle (see `lifecycle`) -------------------------------------------------------
+
+    /// Graceful stop: like [`Server::shutdown`], and each worker then stops accepting, waits up
+    /// to `grace` for its connections to flush and close, and exits, so [`Server::join`]
+    /// returns.
+    pub fn stop(&self, grace: std::time::Duration) {
+        self.shared.control.set_grace(grace);
+        self.shutdown();
+    }
+
+    /// The per-worker heartbeats (for a watchdog that must stop when any worker is stuck).
+    pub fn heartbeats(&self) -> Arc<crate::lifecycle::Heartbeats> {
+        self.shared.control.heartbeats.clone()
+    }
+
+    /// Replaces the access keys and hub settings; later CONNECTs use them, live connections
+    /// are not touched.
+    pub fn reload_auth(&self, auth: crate::lifecycle::AuthSettings) {
+        self.shared.control.set_auth(auth);
+    }
 }
 
 fn listener_socket(addr: SocketAddr) -> io::Result<Socket> {
@@ -87,6 +108,13 @@ pub fn start(mut settings: Settings) -> io::Result<Server> {
         .iter()
         .map(|l| (l.kind, l.addr))
         .collect();
+    let control = crate::lifecycle::Control::new(
+        workers,
+        crate::lifecycle::AuthSettings {
+            keys: settings.keys.clone(),
+            hubs: settings.hubs.clone(),
+        },
+    );
     let shared = Arc::new(Shared {
         settings,
         registry: Registry::default(),
@@ -94,6 +122,7 @@ pub fn start(mut settings: Settings) -> io::Result<Server> {
         serial: AtomicU64::new(0),
         shutting_down: AtomicBool::new(false),
         epoch: std::time::Instant::now(),
+        control,
     });
     let barrier = Arc::new(Barrier::new(workers + 1));
     let failed = Arc::new(AtomicUsize::new(0));
@@ -175,8 +204,13 @@ async fn accept_loop(
     let max_per_worker = (w.shared.settings.max_connections / w.shared.settings.workers).max(1);
     let acceptor = spec.tls.clone().map(monoio_rustls::TlsAcceptor::from);
     loop {
-        let (stream, peer) = match tl.accept().await {
+        // Shutdown cancels the pending accept through the gate; returning drops (closes) `tl`.
+        if w.accept_gate.is_stopped() {
+            return;
+        }
+        let (stream, peer) = match tl.cancelable_accept(w.accept_gate.handle()).await {
             Ok(x) => x,
+            Err(_) if w.accept_gate.is_stopped() => return,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
                 monoio::time::sleep(std::time::Duration::from_millis(10)).await;

@@ -56,11 +56,13 @@ pub struct Settings {
     pub workers: usize,
     pub listeners: Vec<ListenerSpec>,
     pub limits: Limits,
+    /// Start-up value; at run time read `Shared::control.auth()` (SIGHUP may replace it).
     pub keys: Arc<KeyRing>,
     /// Accepted token audience authorities besides the Host a client dialled:
     /// (scheme "http"|"https", "host[:port]").
     pub public_endpoints: Vec<(String, String)>,
-    /// Declared hubs by lower-case name.
+    /// Declared hubs by lower-case name. Start-up value; at run time read
+    /// `Shared::control.auth()` (SIGHUP may replace it).
     pub hubs: HashMap<String, HubSettings>,
     pub strict_hubs: bool,
     pub connect_timeout: Duration,

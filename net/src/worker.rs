@@ -20,7 +20,7 @@ use hubmq_core::message::Message;
 use hubmq_core::mqtt::{Disconnect, LastWill, Packet, ProtocolVersion, QoS, ReasonCode};
 use hubmq_core::perm::Permissions;
 use hubmq_core::session::{OutItem, Refused, Session, SubOpts};
-use hubmq_metrics::{CoreCounters, DropReason};
+use hubmq_metrics::{CoreCounters, DisconnectReason, DropReason};
 
 use crate::notify::LocalNotify;
 use crate::registry::{GroupShared, Registry, SessionKey};
@@ -38,6 +38,8 @@ pub struct Shared {
     /// The broker clock's zero. One for the whole process: message expiry instants computed
     /// on one worker are compared on another.
     pub epoch: Instant,
+    /// Reloadable auth settings, heartbeats, shutdown grace (see `lifecycle`).
+    pub control: crate::lifecycle::Control,
 }
 
 impl Shared {
@@ -86,6 +88,8 @@ pub enum Out {
 /// two wake-ups. Created by the connection task, referenced by the session slot while online.
 pub struct ConnHandle {
     pub id: u64,
+    /// The reason of the server-side `disconnect`, if any: the `hubmq_disconnects_total` label.
+    pub end_reason: Cell<Option<ReasonCode>>,
     pub version: Cell<ProtocolVersion>,
     pub transport: Transport,
     /// Largest packet the client accepts (v5 Maximum Packet Size).
@@ -105,6 +109,7 @@ impl ConnHandle {
     pub fn new(id: u64, transport: Transport) -> ConnHandle {
         ConnHandle {
             id,
+            end_reason: Cell::new(None),
             version: Cell::new(ProtocolVersion::V4),
             transport,
             client_max_packet: Cell::new(u32::MAX),
@@ -133,6 +138,7 @@ impl ConnHandle {
         if self.closing.replace(true) {
             return;
         }
+        self.end_reason.set(Some(reason));
         if self.version.get() == ProtocolVersion::V5 {
             self.send_packet(&Packet::Disconnect(Disconnect {
                 reason: reason.as_u8(),
@@ -194,6 +200,8 @@ pub struct Worker {
     pub st: RefCell<State>,
     pub counters: RefCell<CoreCounters>,
     pub connections: Cell<usize>,
+    /// Ends this worker's accept loops on shutdown.
+    pub accept_gate: crate::lifecycle::AcceptGate,
 }
 
 /// Result of attaching a connection to a session.
@@ -210,6 +218,7 @@ impl Worker {
             st: RefCell::new(State::default()),
             counters: RefCell::new(CoreCounters::new(id.0)),
             connections: Cell::new(0),
+            accept_gate: crate::lifecycle::AcceptGate::default(),
         }
     }
 
@@ -402,8 +411,16 @@ impl Worker {
                 return;
             };
             match &slot.conn {
-                Some(c) if c.id == conn_id => {}
-                _ => return, // taken over already
+                Some(c) if c.id == conn_id => {
+                    let reason = disconnect_reason(c.end_reason.get(), will);
+                    self.counters.borrow_mut().disconnects[reason.index()] += 1;
+                }
+                _ => {
+                    // Taken over already.
+                    self.counters.borrow_mut().disconnects[DisconnectReason::TakenOver.index()] +=
+                        1;
+                    return;
+                }
             }
             slot.conn = None;
             if !will {
@@ -694,9 +711,31 @@ impl Worker {
                 }
                 Command::Shutdown => {
                     self.shutdown_connections();
+                    self.accept_gate.stop();
+                    self.drain_connections().await;
+                    // Returning ends the worker's runtime and thread (see `server::worker_main`).
+                    return;
                 }
             }
         }
+    }
+
+    /// After a shutdown command: waits until every connection closed (their writers flushed
+    /// what was queued, DISCONNECT last) or the grace period ran out.
+    async fn drain_connections(&self) {
+        let deadline = Instant::now() + self.shared.control.grace();
+        while self.connections.get() > 0 && Instant::now() < deadline {
+            monoio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let left = self.connections.get();
+        if left > 0 {
+            tracing::warn!(
+                worker = self.id.0,
+                connections = left,
+                "shutdown grace period over; closing anyway"
+            );
+        }
+        self.counters.borrow_mut().flush();
     }
 
     /// Another worker takes session `key`: disconnect our connection and give the state away.
@@ -733,6 +772,11 @@ impl Worker {
                 .unwrap_or_default();
             t
         });
+        if keep {
+            // The session lives on elsewhere: a will still waiting for its delay is cancelled
+            // by the new connection [MQTT-3.1.3-9], exactly as on a same-worker takeover.
+            self.with_slot(idx, |s| s.pending_will = None);
+        }
         // The new owner has claimed the key already; do not release it.
         self.end_session(idx, false);
         t
@@ -743,6 +787,7 @@ impl Worker {
         let mut last_flush = 0u64;
         loop {
             monoio::time::sleep(std::time::Duration::from_millis(100)).await;
+            self.shared.control.heartbeats.beat(self.id);
             let now = self.now_ms();
             let mut expired = Vec::new();
             let mut wills = Vec::new();
@@ -798,6 +843,22 @@ impl Worker {
         for c in conns {
             c.disconnect(ReasonCode::ServerShuttingDown, Some("server shutting down"));
         }
+    }
+}
+
+/// The `hubmq_disconnects_total` reason of a connection that ended: the server's own reason
+/// code if it disconnected the client, else whether the client said goodbye (no will due).
+fn disconnect_reason(server: Option<ReasonCode>, will: bool) -> DisconnectReason {
+    match server {
+        Some(ReasonCode::ServerShuttingDown) => DisconnectReason::Shutdown,
+        Some(ReasonCode::SessionTakenOver) => DisconnectReason::TakenOver,
+        Some(ReasonCode::KeepAliveTimeout) => DisconnectReason::KeepAliveTimeout,
+        Some(ReasonCode::QuotaExceeded) => DisconnectReason::SlowConsumer,
+        Some(ReasonCode::PacketTooLarge) => DisconnectReason::PacketTooLarge,
+        Some(ReasonCode::AdministrativeAction) => DisconnectReason::Server,
+        Some(_) => DisconnectReason::ProtocolError,
+        None if will => DisconnectReason::PeerClosed,
+        None => DisconnectReason::Client,
     }
 }
 
