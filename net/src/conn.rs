@@ -87,7 +87,7 @@ pub async fn run<S>(
         pre,
         ws: transport
             .is_ws()
-            .then(|| WsDecoder::new(w.limits().max_packet_size as usize + 16)),
+            .then(|| WsDecoder::new(2 * w.limits().max_packet_size as usize + 64)),
         mqtt_rx: BytesMut::new(),
         deadline: Instant::now() + w.shared.settings.connect_timeout,
         version: None,
@@ -292,6 +292,11 @@ impl Reader {
                         text: None,
                         end: End::WithWill,
                     });
+                }
+                Err(ws::WsError::FrameTooLarge) => {
+                    // The frame can only be this large if it carries an MQTT packet over the
+                    // limit (or many packets at once): answer as MQTT does, 0x95.
+                    return Err(Stop::err(ReasonCode::PacketTooLarge, "packet too large"));
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "websocket protocol error");
