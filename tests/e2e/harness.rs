@@ -306,8 +306,8 @@ impl Drop for Broker {
         if thread::panicking() {
             // Printed from the test thread, so libtest shows it with the failure only.
             let logs = self.logs();
-            let tail = &logs[floor_char_boundary(&logs, logs.len().saturating_sub(20_000))..];
-            eprintln!("--- hubmq stderr (last 20 kB) ---\n{tail}");
+            let tail = &logs[floor_char_boundary(&logs, logs.len().saturating_sub(12_000))..];
+            eprintln!("--- hubmq stderr (last 12 kB) ---\n{tail}");
         }
     }
 }

@@ -132,6 +132,63 @@ async fn v4_persistent_session_receives_messages_queued_while_offline() {
 }
 
 #[test]
+fn offline_queue_is_bounded_and_refuses_the_newest() {
+    let b = Broker::start_with("[limits]\nsession_queue_messages = 3\n");
+    let t = b.token("chat", None, &[JOIN, SEND], &[]);
+    let mut c = Connect::v5("bounded");
+    c.clean = false;
+    c.props = wire::prop_u32(prop::SESSION_EXPIRY, 600);
+    let mut first = b.raw(false, "chat", Some(&t), c.clone());
+    first.send(&wire::subscribe(P5, 1, &[("inbox", 1)]));
+    wire::suback_codes(P5, &first.read_packet());
+    first.send(&wire::DISCONNECT);
+    first.expect_closed();
+
+    let mut p = b.raw(true, "chat", Some(&t), Connect::v5("sender"));
+    for i in 0..5u16 {
+        p.send(&wire::publish(
+            P5,
+            "inbox",
+            format!("m{i}").as_bytes(),
+            1,
+            false,
+            i + 1,
+            &[],
+        ));
+        let (kind, pkid, _) = wire::ack(&p.read_packet());
+        assert_eq!((kind, pkid), (0x40, i + 1));
+    }
+    let mut again = b.raw(false, "chat", Some(&t), c);
+    // The three oldest QoS 1 messages were kept; the two that did not fit were refused.
+    for i in 0..3u16 {
+        let m = wire::publish_of(P5, &again.read_packet());
+        assert_eq!(String::from_utf8_lossy(&m.payload), format!("m{i}"));
+        again.send(&wire::puback(m.pkid));
+    }
+    p.send(&wire::publish(P5, "inbox", b"live", 0, false, 0, &[]));
+    let m = wire::publish_of(P5, &again.read_packet());
+    assert_eq!(&m.payload[..], b"live", "m3/m4 must not have been queued");
+}
+
+#[test]
+fn v5_session_with_zero_expiry_ends_at_disconnect() {
+    let b = Broker::start();
+    let t = b.token("chat", None, &[JOIN], &[]);
+    // clean start 0 but no Session Expiry Interval (= 0): the session ends with the connection.
+    let mut c = Connect::v5("short-lived");
+    c.clean = false;
+    let mut first = b.raw(false, "chat", Some(&t), c.clone());
+    first.send(&wire::subscribe(P5, 1, &[("g", 1)]));
+    wire::suback_codes(P5, &first.read_packet());
+    first.send(&wire::DISCONNECT);
+    first.expect_closed();
+    let mut again = Raw::tcp(b.tcp);
+    again.send(&c.auth("chat", Some(&t)).encode());
+    let ack = wire::connack(P5, &again.read_packet());
+    assert_eq!((ack.code, ack.session_present), (0, false));
+}
+
+#[test]
 fn clean_start_discards_the_old_session() {
     let b = Broker::start();
     let t = b.token("chat", None, &[JOIN, SEND], &[]);
@@ -318,29 +375,42 @@ fn v5_will_delay_is_cancelled_by_reconnecting_in_time() {
     let b = Broker::start();
     let mut sub = listener(&b, "watch", &["wills", "marker"]);
     let t = b.token("chat", None, &[SEND], &[]);
-    let mut c = Connect::v5("delayed");
-    c.clean = false;
-    c.props = wire::prop_u32(prop::SESSION_EXPIRY, 3600);
-    // Delay far longer than the test: the reconnect below always comes first.
-    c.will = Some(will(
-        "wills",
-        b"too-early",
-        wire::prop_u32(prop::WILL_DELAY, 3600),
-    ));
-    let dropped = b.raw(true, "chat", Some(&t), c.clone());
-    drop(dropped);
-    let mut back = Raw::tcp(b.tcp);
-    c.will = None;
-    back.send(&c.clone().auth("chat", Some(&t)).encode());
-    let ack = wire::connack(P5, &back.read_packet());
-    assert_eq!((ack.code, ack.session_present), (0, true));
-    back.send(&wire::publish(P5, "marker", b"marker", 0, false, 0, &[]));
-    let got = wire::publish_of(P5, &sub.read_packet());
-    assert_eq!(
-        &got.payload[..],
-        b"marker",
-        "the delayed will must not have been sent"
-    );
+    // Several rounds over alternating transports, so the session resumes on the other worker
+    // at least some of the time.
+    for round in 0..4 {
+        let id = format!("delayed{round}");
+        let mut c = Connect::v5(&id);
+        c.clean = false;
+        c.props = wire::prop_u32(prop::SESSION_EXPIRY, 3600);
+        // Delay far longer than the test: the reconnect below always comes first.
+        c.will = Some(will(
+            "wills",
+            format!("too-early-{round}").as_bytes(),
+            wire::prop_u32(prop::WILL_DELAY, 3600),
+        ));
+        let dropped = b.raw(round % 2 == 0, "chat", Some(&t), c.clone());
+        drop(dropped);
+        c.will = None;
+        let mut back = b.raw(round % 2 == 1, "chat", Some(&t), c);
+        back.send(&wire::publish(
+            P5,
+            "marker",
+            format!("marker-{round}").as_bytes(),
+            0,
+            false,
+            0,
+            &[],
+        ));
+        let got = wire::publish_of(P5, &sub.read_packet());
+        assert_eq!(
+            String::from_utf8_lossy(&got.payload),
+            format!("marker-{round}"),
+            "[MQTT-3.1.3-9] a delayed will must not be sent when the session resumes in time"
+        );
+        if got.qos > 0 {
+            sub.send(&wire::puback(got.pkid));
+        }
+    }
 }
 
 #[test]
