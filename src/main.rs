@@ -6,8 +6,10 @@
 
 mod cli;
 mod config;
+mod metrics_http;
+mod notify;
+mod signals;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,7 +19,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use hubmq_auth::KeyRing;
 use hubmq_core::limits::Limits;
-use hubmq_net::{HubSettings, ListenerKind, ListenerSpec, Settings};
+use hubmq_net::{ListenerKind, ListenerSpec, Settings};
 
 use crate::cli::{Cli, Command};
 use crate::config::{Config, LogFormat};
@@ -90,16 +92,37 @@ fn init_logging(config: &Config) {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
+    // Before any listener exists, so a SIGTERM during start-up is handled, not fatal.
+    let signals = signals::install().context("cannot install signal handlers")?;
     let exporter = hubmq_metrics::install().map_err(|e| anyhow::anyhow!("{e}"))?;
     let settings = settings_from(&config, exporter.clone())?;
     let server = hubmq_net::start(settings).context("cannot start listeners")?;
     for (kind, addr) in &server.bound {
         println!("hubmq listening kind={} addr={addr}", kind.name());
     }
+    if let Some(bind) = config.metrics.bind {
+        let addr = metrics_http::start(bind, config.metrics.path.clone(), exporter.clone())
+            .with_context(|| format!("metrics.bind {bind}"))?;
+        println!("hubmq listening kind=metrics addr={addr}");
+    }
     if let Some(key) = &config.generated_key {
         announce_dev_setup(&config, key, &server.bound);
     }
     println!("hubmq ready");
+    // systemd: every listener is bound and listening now (`start` returns only then).
+    let notifier = notify::Notifier::from_env().map(Arc::new);
+    let watchdog_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(n) = &notifier {
+        n.notify("READY=1\nSTATUS=accepting connections");
+        if let Some(interval) = notify::watchdog_interval() {
+            notify::spawn_watchdog(
+                n.clone(),
+                server.heartbeats(),
+                interval,
+                watchdog_stop.clone(),
+            )?;
+        }
+    }
     // Process metrics and histogram upkeep from a small background thread; the workers flush
     // their own counters.
     std::thread::Builder::new()
@@ -109,7 +132,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
             exporter.upkeep();
             std::thread::sleep(Duration::from_secs(2));
         })?;
-    server.join();
+    signals::run(signals, server, config, notifier, watchdog_stop);
     Ok(())
 }
 
@@ -157,14 +180,8 @@ fn keyring(keys: impl IntoIterator<Item = impl AsRef<str>>) -> KeyRing {
 
 /// Configuration → the network layer's settings (TLS files are read here).
 fn settings_from(config: &Config, exporter: hubmq_metrics::Exporter) -> anyhow::Result<Settings> {
-    let mut keys = keyring(config.auth.all_keys());
-    for path in &config.auth.jwt_public_key_files {
-        let pem = std::fs::read_to_string(path).with_context(|| {
-            format!("auth.jwt_public_key_files: cannot read {}", path.display())
-        })?;
-        keys.add_public_pem(&pem)
-            .map_err(|e| anyhow::anyhow!("auth.jwt_public_key_files: {}: {e}", path.display()))?;
-    }
+    // Keys and hubs are built where SIGHUP rebuilds them, so start-up and reload agree.
+    let hubmq_net::AuthSettings { keys, hubs } = signals::auth_settings(config)?;
     let mut listeners = Vec::new();
     for l in &config.listeners {
         let kind = match l.kind {
@@ -183,20 +200,6 @@ fn settings_from(config: &Config, exporter: hubmq_metrics::Exporter) -> anyhow::
             tls,
         });
     }
-    let hubs: HashMap<String, HubSettings> = config
-        .hubs
-        .iter()
-        .map(|(name, h)| {
-            let keys = (!h.access_keys.is_empty()).then(|| Arc::new(keyring(&h.access_keys)));
-            (
-                name.to_ascii_lowercase(),
-                HubSettings {
-                    anonymous_connect: h.anonymous_connect,
-                    keys,
-                },
-            )
-        })
-        .collect();
     let l = &config.limits;
     let limits = Limits {
         max_packet_size: l.max_packet_size,
@@ -215,7 +218,7 @@ fn settings_from(config: &Config, exporter: hubmq_metrics::Exporter) -> anyhow::
         workers: config.server.worker_count(),
         listeners,
         limits,
-        keys: Arc::new(keys),
+        keys,
         public_endpoints: config
             .server
             .public_endpoints
