@@ -99,7 +99,13 @@ impl fmt::Debug for Exporter {
 impl Exporter {
     /// The Prometheus text exposition of every metric recorded so far.
     pub fn render(&self) -> String {
-        self.handle.render()
+        // `process_cpu_seconds_total` is a counter by convention (and promtool insists) but
+        // holds fractional seconds, which the integral `metrics` counter cannot: it is recorded
+        // as a gauge and its TYPE line corrected here, once per scrape.
+        self.handle.render().replace(
+            "# TYPE process_cpu_seconds_total gauge",
+            "# TYPE process_cpu_seconds_total counter",
+        )
     }
 
     /// Drains histogram samples into their buckets. The exporter runs no background task of its
@@ -296,6 +302,21 @@ mod tests {
         assert!(matches!(install(), Err(InstallError::AlreadyInstalled)));
         let text = exporter.render();
         assert!(text.contains("hubmq_build_info{version="), "{text}");
+    }
+
+    #[test]
+    fn process_cpu_seconds_is_typed_as_a_counter() {
+        let (recorder, exporter) = build_recorder().expect("recorder builds");
+        metrics::with_local_recorder(&recorder, || {
+            describe();
+            metrics::gauge!(names::PROCESS_CPU_SECONDS_TOTAL).set(1.25);
+        });
+        let text = exporter.render();
+        assert!(
+            text.contains("# TYPE process_cpu_seconds_total counter"),
+            "{text}"
+        );
+        assert!(text.contains("process_cpu_seconds_total 1.25"), "{text}");
     }
 
     #[test]
