@@ -38,6 +38,8 @@ pub const IO_DEADLINE: Duration = Duration::from_secs(10);
 pub struct Broker {
     pub http: SocketAddr,
     pub tcp: SocketAddr,
+    /// Every `hubmq listening` line: (kind, address), including tls/https listeners.
+    pub listeners: Vec<(String, SocketAddr)>,
     /// The two configured access keys; tokens are signed with `keys[0]` unless a test says otherwise.
     pub keys: [String; 2],
     child: Child,
@@ -140,6 +142,7 @@ anonymous_connect = true
         let mut broker = Broker {
             http: SocketAddr::from(([0, 0, 0, 0], 0)),
             tcp: SocketAddr::from(([0, 0, 0, 0], 0)),
+            listeners: Vec::new(),
             keys,
             child,
             dir,
@@ -181,6 +184,7 @@ anonymous_connect = true
                 _ => {}
             }
         }
+        broker.listeners = listening.clone();
         assert!(
             broker.http.port() != 0,
             "no `kind=http` listening line in {listening:?}"

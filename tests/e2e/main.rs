@@ -19,6 +19,8 @@ mod wire;
 mod auth;
 mod clients;
 mod errors;
+mod ops;
 mod pubsub;
 mod sessions;
+mod tls;
 mod workers;
