@@ -21,6 +21,9 @@ install_deps() {
     local apt_missing=()
     dpkg -s mosquitto >/dev/null 2>&1 || apt_missing+=(mosquitto mosquitto-clients)
     command -v python3 >/dev/null 2>&1 || apt_missing+=(python3)
+    # tests/e2e/ops.rs: a real Prometheus (and promtool), systemd-analyze for the unit check.
+    command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || apt_missing+=(prometheus)
+    command -v systemd-analyze >/dev/null 2>&1 || apt_missing+=(systemd)
     if [ -f tests/clients/requirements.txt ]; then
         python3 -m pip --version >/dev/null 2>&1 || apt_missing+=(python3-pip python3-venv)
     fi
