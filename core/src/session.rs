@@ -219,6 +219,20 @@ impl Session {
             .ok_or(UnknownPacketId)
     }
 
+    /// The final ack of a delivery frees its window slot for the next queued message.
+    fn complete(
+        &mut self,
+        pkid: u16,
+        state: Await,
+        now_ms: u64,
+        out: &mut Vec<OutItem>,
+    ) -> Result<(), UnknownPacketId> {
+        let i = self.take_inflight(pkid, state)?;
+        self.inflight.remove(i);
+        self.pump(now_ms, out);
+        Ok(())
+    }
+
     /// PUBACK for a QoS 1 delivery.
     pub fn on_puback(
         &mut self,
@@ -226,10 +240,7 @@ impl Session {
         now_ms: u64,
         out: &mut Vec<OutItem>,
     ) -> Result<(), UnknownPacketId> {
-        let i = self.take_inflight(pkid, Await::Ack)?;
-        self.inflight.remove(i);
-        self.pump(now_ms, out);
-        Ok(())
+        self.complete(pkid, Await::Ack, now_ms, out)
     }
 
     /// PUBREC for a QoS 2 delivery: answer PUBREL, or drop the message when the client refused
@@ -267,10 +278,7 @@ impl Session {
         now_ms: u64,
         out: &mut Vec<OutItem>,
     ) -> Result<(), UnknownPacketId> {
-        let i = self.take_inflight(pkid, Await::Comp)?;
-        self.inflight.remove(i);
-        self.pump(now_ms, out);
-        Ok(())
+        self.complete(pkid, Await::Comp, now_ms, out)
     }
 
     /// Inbound QoS 2 PUBLISH: returns true when it is new (deliver it) and false for a
