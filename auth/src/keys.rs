@@ -31,6 +31,9 @@ pub enum KeyError {
     RsaKeySize,
     #[error("RSA public exponent is not supported")]
     RsaExponent,
+    /// A JWKS document (RFC 7517) could not be used; the text says why.
+    #[error("JWKS: {0}")]
+    Jwks(&'static str),
 }
 
 impl From<DerError> for KeyError {
@@ -112,6 +115,33 @@ impl KeyRing {
         }
         self.public.extend(parsed);
         Ok(())
+    }
+
+    /// Adds the signature keys of a JWKS document (RFC 7517 `{"keys": [...]}`, as Entra ID and
+    /// most OpenID providers publish): RSA keys from `n`/`e` and EC P-256 keys from `x`/`y`.
+    /// Keys meant for encryption (`"use": "enc"`) and key types or curves ring cannot verify with
+    /// (e.g. `OKP`, P-384) are skipped rather than refused, because real provider documents mix
+    /// them in; a usable-looking key that is malformed refuses the whole document, and so does a
+    /// document with no usable key at all. Nothing is added unless the whole document loads.
+    /// Returns how many keys were added.
+    pub fn add_jwks_json(&mut self, json: &str) -> Result<usize, KeyError> {
+        let doc: serde_json::Value =
+            serde_json::from_str(json).map_err(|_| KeyError::Jwks("not valid JSON"))?;
+        let Some(entries) = doc.get("keys").and_then(serde_json::Value::as_array) else {
+            return Err(KeyError::Jwks("no \"keys\" array"));
+        };
+        let mut parsed = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if let Some(key) = jwk_public_key(entry)? {
+                parsed.push(key);
+            }
+        }
+        if parsed.is_empty() {
+            return Err(KeyError::Jwks("no RSA or EC P-256 signature key"));
+        }
+        let added = parsed.len();
+        self.public.extend(parsed);
+        Ok(added)
     }
 
     /// The configured HS256 access keys, in the order added (primary first).
@@ -244,6 +274,84 @@ fn check_rsa_public_key(der_bytes: &[u8]) -> Result<(), KeyError> {
         return Err(KeyError::RsaExponent);
     }
     Ok(())
+}
+
+/// Reads one JWK (RFC 7518 §6.2, §6.3). `Ok(None)` for a key that is not for us (see
+/// `KeyRing::add_jwks_json`).
+fn jwk_public_key(jwk: &serde_json::Value) -> Result<Option<PublicKey>, KeyError> {
+    let text = |name: &str| jwk.get(name).and_then(serde_json::Value::as_str);
+    if jwk.get("kty").is_some() && text("kty").is_none() {
+        return Err(KeyError::Jwks("kty must be a string"));
+    }
+    if text("use") == Some("enc") {
+        return Ok(None);
+    }
+    let b64 = |name: &str| -> Result<Vec<u8>, KeyError> {
+        let value = text(name).ok_or(KeyError::Jwks("a key member is missing or not a string"))?;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(value.trim_end_matches('='))
+            .map_err(|_| KeyError::Jwks("a key member is not base64url"))
+    };
+    match text("kty") {
+        Some("RSA") => {
+            let modulus = b64("n")?;
+            let exponent = b64("e")?;
+            let der_bytes = der_sequence(&[
+                der_unsigned_integer(&modulus),
+                der_unsigned_integer(&exponent),
+            ]);
+            check_rsa_public_key(&der_bytes)?;
+            Ok(Some(PublicKey::Rsa(der_bytes)))
+        }
+        Some("EC") if text("crv") == Some("P-256") => {
+            let (x, y) = (b64("x")?, b64("y")?);
+            if x.len() != 32 || y.len() != 32 {
+                return Err(KeyError::Jwks("P-256 coordinates must be 32 bytes"));
+            }
+            let mut point = Vec::with_capacity(65);
+            point.push(0x04);
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            // ring checks the point is on the curve only when verifying; a bad point then fails
+            // every signature, the same as a wrong key.
+            Ok(Some(PublicKey::EcP256(point)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// DER-encodes a TLV (used to turn JWK members into the PKCS#1 structure ring takes).
+fn der_tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(contents.len() + 6);
+    out.push(tag);
+    let len = contents.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let octets = len.to_be_bytes();
+        let skip = octets.iter().take_while(|&&b| b == 0).count();
+        out.push(0x80 | (octets.len() - skip) as u8);
+        out.extend_from_slice(&octets[skip..]);
+    }
+    out.extend_from_slice(contents);
+    out
+}
+
+/// A big-endian unsigned magnitude as a minimal DER INTEGER (leading zeros dropped, a sign octet
+/// added when the top bit is set).
+fn der_unsigned_integer(magnitude: &[u8]) -> Vec<u8> {
+    let start = magnitude.iter().take_while(|&&b| b == 0).count();
+    let digits = &magnitude[start..];
+    let mut contents = Vec::with_capacity(digits.len() + 1);
+    if digits.first().is_none_or(|&b| b & 0x80 != 0) {
+        contents.push(0);
+    }
+    contents.extend_from_slice(digits);
+    der_tlv(der::TAG_INTEGER, &contents)
+}
+
+fn der_sequence(items: &[Vec<u8>]) -> Vec<u8> {
+    der_tlv(der::TAG_SEQUENCE, &items.concat())
 }
 
 /// Splits `pem` into `(label, DER)` pairs. Text outside BEGIN/END lines is ignored (as OpenSSL
@@ -469,5 +577,114 @@ mod tests {
         let mut ring = KeyRing::new();
         assert_eq!(ring.add_public_pem(&text), Err(KeyError::MalformedDer));
         assert!(ring.is_empty());
+    }
+
+    // ---- JWKS (add_jwks_json) ----
+
+    fn b64url(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// The JWK members of an openssl-generated public key, computed through our own SPKI reader.
+    fn jwk_of(key: &crate::testkeys::TestKey) -> serde_json::Value {
+        let blocks = pem_blocks(&key.public_pem).unwrap();
+        match parse_spki(&blocks[0].1).unwrap() {
+            PublicKey::Rsa(pkcs1) => {
+                let body = der::read_only(&pkcs1, der::TAG_SEQUENCE).unwrap();
+                let mut fields = der::Reader::new(body);
+                let n = der::positive_integer(fields.read(der::TAG_INTEGER).unwrap()).unwrap();
+                let e = der::positive_integer(fields.read(der::TAG_INTEGER).unwrap()).unwrap();
+                serde_json::json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": "r1",
+                                   "n": b64url(n), "e": b64url(e)})
+            }
+            PublicKey::EcP256(point) => serde_json::json!({"kty": "EC", "crv": "P-256",
+                "x": b64url(&point[1..33]), "y": b64url(&point[33..])}),
+        }
+    }
+
+    #[test]
+    fn jwks_keys_verify_like_their_pem_form() {
+        use crate::testkeys::{self, require_openssl};
+        if !require_openssl("jwks_keys_verify_like_their_pem_form") {
+            return;
+        }
+        let rsa = testkeys::rsa_2048().unwrap();
+        let ec = testkeys::ec_p256().unwrap();
+        let doc = serde_json::json!({"keys": [
+            jwk_of(rsa),
+            jwk_of(ec),
+            {"kty": "OKP", "crv": "Ed25519", "x": "AAAA"},
+            {"kty": "EC", "crv": "P-384", "x": "AAAA", "y": "AAAA"},
+            {"kty": "RSA", "use": "enc", "n": "AA", "e": "AQAB"}
+        ]});
+        let mut ring = KeyRing::new();
+        assert_eq!(ring.add_jwks_json(&doc.to_string()), Ok(2));
+        assert_eq!((ring.rsa_keys().count(), ring.ec_keys().count()), (1, 1));
+
+        let message = b"header.payload";
+        let rsa_sig = rsa.sign_sha256(message).unwrap();
+        assert!(ring.verify_rs256(message, &rsa_sig));
+        let ec_sig = testkeys::ecdsa_der_to_raw(&ec.sign_sha256(message).unwrap()).unwrap();
+        assert!(ring.verify_es256(message, &ec_sig));
+        assert!(!ring.verify_rs256(b"other", &rsa_sig));
+
+        // Same bytes as the PEM path, so the DER we build is exactly what ring expects.
+        let mut from_pem = KeyRing::new();
+        from_pem.add_public_pem(&rsa.public_pem).unwrap();
+        assert_eq!(
+            from_pem.rsa_keys().collect::<Vec<_>>(),
+            ring.rsa_keys().collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn refuses_unusable_jwks_documents_whole() {
+        let mut ring = KeyRing::new();
+        let good_ec = serde_json::json!({"kty": "EC", "crv": "P-256",
+            "x": b64url(&[1; 32]), "y": b64url(&[2; 32])});
+        let cases = [
+            ("not json".to_owned(), "not valid JSON"),
+            ("{}".to_owned(), "keys"),
+            (r#"{"keys": []}"#.to_owned(), "no RSA or EC"),
+            (r#"{"keys": [{"kty": "OKP"}]}"#.to_owned(), "no RSA or EC"),
+            (
+                serde_json::json!({"keys": [good_ec, {"kty": "RSA", "n": "!!", "e": "AQAB"}]})
+                    .to_string(),
+                "base64url",
+            ),
+            (
+                serde_json::json!({"keys": [{"kty": "RSA", "e": "AQAB"}]}).to_string(),
+                "missing",
+            ),
+            (
+                serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "AQ", "y": "AQ"}]})
+                    .to_string(),
+                "32 bytes",
+            ),
+            (r#"{"keys": [{"kty": 5}]}"#.to_owned(), "kty"),
+        ];
+        for (doc, needle) in cases {
+            let e = ring.add_jwks_json(&doc).unwrap_err();
+            assert!(e.to_string().contains(needle), "{doc}: {e}");
+        }
+        let small = serde_json::json!({"keys": [{"kty": "RSA",
+            "n": b64url(&[0xc5; 128]), "e": "AQAB"}]});
+        assert_eq!(
+            ring.add_jwks_json(&small.to_string()),
+            Err(KeyError::RsaKeySize)
+        );
+        assert!(ring.is_empty(), "nothing added by a refused document");
+    }
+
+    #[test]
+    fn der_integer_encoding_is_minimal() {
+        assert_eq!(
+            der_unsigned_integer(&[0x00, 0x00, 0x7f]),
+            [0x02, 0x01, 0x7f]
+        );
+        assert_eq!(der_unsigned_integer(&[0x80]), [0x02, 0x02, 0x00, 0x80]);
+        assert_eq!(der_unsigned_integer(&[]), [0x02, 0x01, 0x00]);
+        let long = der_tlv(der::TAG_SEQUENCE, &[0u8; 300]);
+        assert_eq!(&long[..4], &[0x30, 0x82, 0x01, 0x2c]);
     }
 }
