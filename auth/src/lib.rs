@@ -2,12 +2,15 @@
 //! no clock reads — callers pass `now` in unix seconds). It owns JWT verification done directly
 //! with `ring` (HS256 access keys with rotation, RS256/ES256 public keys from PEM), the reading of
 //! Web PubSub client-token claims, the client audience rule, role-string compilation and the
-//! minting of tokens and client URLs exactly as the Azure server SDKs build them.
+//! minting of tokens and client URLs exactly as the Azure server SDKs build them. The `eventgrid`
+//! module holds the Event Grid MQTT mode's policy engine (namespace model, client-group queries,
+//! topic templates, permissions, Entra and custom-JWT tokens).
 #![forbid(unsafe_code)]
 
 mod audience;
 mod claims;
 mod der;
+pub mod eventgrid;
 mod jwt;
 mod keys;
 mod mint;
