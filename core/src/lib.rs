@@ -10,6 +10,7 @@ pub mod ids;
 pub mod limits;
 pub mod message;
 pub mod mqtt;
+pub mod odata;
 pub mod perm;
 pub mod session;
 pub mod topic;
