@@ -24,6 +24,8 @@ pub struct Config {
     pub auth: Auth,
     pub limits: Limits,
     pub hubs: BTreeMap<String, Hub>,
+    /// Settings shared by every hub's upstream event handlers.
+    pub upstream: UpstreamCfg,
     pub metrics: MetricsCfg,
     pub log: Log,
     /// Event Grid namespaces (`eventgrid-mqtt.md`), kept as TOML until that mode is built.
@@ -203,6 +205,68 @@ pub struct EventHandler {
     pub user_event_pattern: String,
     #[serde(default = "default_handler_timeout_ms")]
     pub timeout_ms: u64,
+    /// How hubmq authenticates to the handler; absent = none (a `?code=` in the URL still works).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<HandlerAuth>,
+}
+
+/// `auth = { type = "bearer", token = "..." }` (hubmq's stand-in for Azure's managed identity).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandlerAuth {
+    /// `"none"` or `"bearer"`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// `[upstream]`: settings of the upstream client, for every hub.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamCfg {
+    /// Sent as `WebHook-Request-Origin` (host name only). Empty = the host of the first
+    /// accepted public endpoint.
+    pub public_host: String,
+    /// OPTIONS abuse-protection handshake before the first event to each URL.
+    pub validate_webhooks: bool,
+    /// Threads serving blocking upstream calls (connect, user events).
+    pub threads: usize,
+    /// Bound of each upstream request queue.
+    pub queue: usize,
+}
+
+impl Default for UpstreamCfg {
+    fn default() -> Self {
+        UpstreamCfg {
+            public_host: String::new(),
+            validate_webhooks: true,
+            threads: 4,
+            queue: 1024,
+        }
+    }
+}
+
+impl Config {
+    /// The `WebHook-Request-Origin` value: `upstream.public_host`, else the host (no scheme,
+    /// no port) of the first accepted endpoint, else `localhost`.
+    pub fn upstream_public_host(&self) -> String {
+        if !self.upstream.public_host.trim().is_empty() {
+            return self.upstream.public_host.trim().to_owned();
+        }
+        self.accepted_endpoints()
+            .first()
+            .and_then(|e| e.split_once("://").map(|(_, rest)| rest.to_owned()))
+            .map(|authority| {
+                let authority = authority.split('/').next().unwrap_or("").to_owned();
+                match authority.strip_prefix('[') {
+                    Some(v6) => v6.split(']').next().unwrap_or("").to_owned(),
+                    None => authority.split(':').next().unwrap_or("").to_owned(),
+                }
+            })
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".to_owned())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -273,6 +337,7 @@ impl Default for Config {
             auth: Auth::default(),
             limits: Limits::default(),
             hubs: BTreeMap::new(),
+            upstream: UpstreamCfg::default(),
             metrics: MetricsCfg::default(),
             log: Log::default(),
             eventgrid: None,
@@ -454,6 +519,11 @@ impl Config {
         mask(&mut shown.auth.access_keys);
         for hub in shown.hubs.values_mut() {
             mask(&mut hub.access_keys);
+            for h in &mut hub.event_handlers {
+                if let Some(t) = h.auth.as_mut().and_then(|a| a.token.as_mut()) {
+                    *t = "***".to_owned();
+                }
+            }
         }
         // Show what the server will actually run with rather than "unset".
         shown.server.workers = Some(self.server.worker_count());
@@ -521,6 +591,14 @@ impl Config {
         self.validate_auth()?;
         self.limits.validate()?;
         self.validate_hubs()?;
+        range("upstream.threads", self.upstream.threads as u64, 1, 64)?;
+        range("upstream.queue", self.upstream.queue as u64, 1, 1_000_000)?;
+        if self.upstream.public_host.contains(['/', ':', ' ']) {
+            return Err((
+                "upstream.public_host".into(),
+                "a host name only (no scheme, port or path)".into(),
+            ));
+        }
         self.validate_metrics()?;
         if self.log.level.trim().is_empty() {
             return Err((
@@ -678,7 +756,20 @@ impl Config {
                         format!("{url:?} is not an http:// or https:// URL"),
                     ));
                 }
+                validate_url_template(url).map_err(|r| (format!("{hkey}.url_template"), r))?;
                 range(&format!("{hkey}.timeout_ms"), h.timeout_ms, 1, 600_000)?;
+                if let Some(a) = &h.auth {
+                    let akey = format!("{hkey}.auth");
+                    match a.kind.as_str() {
+                        "none" => {}
+                        "bearer" if a.token.as_deref().is_some_and(|t| !t.trim().is_empty()) => {}
+                        "bearer" => return Err((akey, "type \"bearer\" needs a non-empty token".into())),
+                        "ManagedIdentity" | "managedidentity" => {
+                            return Err((akey, "managed identity is not supported by hubmq; use type = \"bearer\" with a static token".into()))
+                        }
+                        other => return Err((akey, format!("unknown type {other:?} (expected \"none\" or \"bearer\")"))),
+                    }
+                }
                 let pattern = h.user_event_pattern.trim();
                 if pattern != "*"
                     && !pattern.is_empty()
@@ -864,6 +955,31 @@ fn listener_endpoint(l: &Listener, localhost: bool) -> String {
         }
     };
     format!("{scheme}://{host}:{port}")
+}
+
+/// Placeholders only in path and query; no Key Vault references or tunnels (§2 of
+/// webpubsub-upstream.md).
+fn validate_url_template(url: &str) -> Result<(), String> {
+    if url.contains("{@") || url.to_ascii_lowercase().contains("keyvault") {
+        return Err("Key Vault references are not supported by hubmq".into());
+    }
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL (tunnel:// is not supported)"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    if authority.contains('{') || authority.contains('}') {
+        return Err("placeholders are not allowed in the host part".into());
+    }
+    for p in rest.match_indices('{').map(|(i, _)| &rest[i..]) {
+        if !(p.starts_with("{hub}") || p.starts_with("{event}")) {
+            return Err("unknown placeholder (only {hub} and {event})".into());
+        }
+    }
+    Ok(())
 }
 
 fn mask(keys: &mut [String]) {

@@ -233,5 +233,55 @@ fn settings_from(config: &Config, exporter: hubmq_metrics::Exporter) -> anyhow::
         max_connections: l.max_connections,
         metrics_path: config.metrics.path.clone(),
         metrics: Some(exporter),
+        upstream: upstream_settings(config),
     })
+}
+
+/// The upstream event handlers of every hub that has any. Events are signed with the hub's own
+/// keys when it has some, else with the server's (`[auth]`). Restart to change.
+fn upstream_settings(config: &Config) -> hubmq_net::upstream::UpstreamSettings {
+    use hubmq_net::upstream::{HandlerSpec, HubUpstream, SystemEvent, UpstreamSettings};
+    let hubs = config
+        .hubs
+        .iter()
+        .filter(|(_, h)| !h.event_handlers.is_empty())
+        .map(|(name, h)| {
+            let keys: Vec<String> = if h.access_keys.is_empty() {
+                config.auth.all_keys().map(str::to_owned).collect()
+            } else {
+                h.access_keys.clone()
+            };
+            let handlers = h
+                .event_handlers
+                .iter()
+                .map(|e| HandlerSpec {
+                    url_template: e.url_template.clone(),
+                    system_events: e
+                        .system_events
+                        .iter()
+                        .map(|s| match s {
+                            config::SystemEvent::Connect => SystemEvent::Connect,
+                            config::SystemEvent::Connected => SystemEvent::Connected,
+                            config::SystemEvent::Disconnected => SystemEvent::Disconnected,
+                        })
+                        .collect(),
+                    user_event_pattern: e.user_event_pattern.clone(),
+                    timeout: Duration::from_millis(e.timeout_ms),
+                    bearer: e
+                        .auth
+                        .as_ref()
+                        .filter(|a| a.kind == "bearer")
+                        .and_then(|a| a.token.clone()),
+                })
+                .collect();
+            (name.to_ascii_lowercase(), HubUpstream { handlers, keys })
+        })
+        .collect();
+    UpstreamSettings {
+        hubs,
+        public_host: config.upstream_public_host(),
+        validate_webhooks: config.upstream.validate_webhooks,
+        threads: config.upstream.threads,
+        queue: config.upstream.queue,
+    }
 }

@@ -14,6 +14,7 @@ mod notify;
 mod registry;
 mod server;
 mod settings;
+pub mod upstream;
 pub mod tls;
 mod worker;
 pub mod ws;

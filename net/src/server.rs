@@ -115,7 +115,9 @@ pub fn start(mut settings: Settings) -> io::Result<Server> {
             hubs: settings.hubs.clone(),
         },
     );
+    let upstream = crate::upstream::Upstream::start(&settings.upstream)?;
     let shared = Arc::new(Shared {
+        upstream,
         settings,
         registry: Registry::default(),
         mesh: Mesh::new(workers),

@@ -71,6 +71,8 @@ pub struct Settings {
     pub max_connections: usize,
     pub metrics_path: String,
     pub metrics: Option<hubmq_metrics::Exporter>,
+    /// Upstream event handlers (restart to change).
+    pub upstream: crate::upstream::UpstreamSettings,
 }
 
 impl Settings {

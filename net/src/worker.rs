@@ -40,6 +40,8 @@ pub struct Shared {
     pub epoch: Instant,
     /// Reloadable auth settings, heartbeats, shutdown grace (see `lifecycle`).
     pub control: crate::lifecycle::Control,
+    /// The upstream event-handler client; `None` when no hub has a handler.
+    pub upstream: Option<Arc<crate::upstream::Upstream>>,
 }
 
 impl Shared {
