@@ -22,6 +22,61 @@ pub struct Identity {
     pub roles: Roles,
     /// Groups to join at connect.
     pub groups: Vec<String>,
+    /// Every claim of the token, each value as a list (the upstream `connect` event's `claims`).
+    pub claims: Vec<(String, Vec<String>)>,
+    /// The WebSocket upgrade request, kept for the upstream `connect` event (only when the hub
+    /// has event handlers).
+    pub upgrade: Option<Arc<UpgradeInfo>>,
+}
+
+/// What the upstream `connect` event reports about the upgrade request (§5.2).
+#[derive(Debug, Clone, Default)]
+pub struct UpgradeInfo {
+    /// Query parameters without `access_token`.
+    pub query: Vec<(String, String)>,
+    /// Headers without `Authorization` and `Cookie`.
+    pub headers: Vec<(String, String)>,
+    pub subprotocols: Vec<String>,
+}
+
+impl UpgradeInfo {
+    pub fn from_head(head: &crate::http::Head, subprotocols: Vec<String>) -> UpgradeInfo {
+        UpgradeInfo {
+            query: head
+                .query()
+                .into_iter()
+                .filter(|(k, _)| k != "access_token")
+                .collect(),
+            headers: head
+                .headers
+                .iter()
+                .filter(|(k, _)| {
+                    !k.eq_ignore_ascii_case("authorization") && !k.eq_ignore_ascii_case("cookie")
+                })
+                .cloned()
+                .collect(),
+            subprotocols,
+        }
+    }
+}
+
+/// Token claims as name → list of strings (arrays flattened, non-strings as JSON text).
+fn claim_lists(claims: &serde_json::Map<String, serde_json::Value>) -> Vec<(String, Vec<String>)> {
+    use serde_json::Value;
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    claims
+        .iter()
+        .map(|(k, v)| {
+            let vs = match v {
+                Value::Array(items) => items.iter().map(text).collect(),
+                other => vec![text(other)],
+            };
+            (k.clone(), vs)
+        })
+        .collect()
 }
 
 /// Why authentication failed; `describe` is the text of the 401 body / v5 reason string.
@@ -83,6 +138,8 @@ pub fn authenticate(
                 user_id: None,
                 roles: Roles::default(),
                 groups: Vec::new(),
+                claims: Vec::new(),
+                upgrade: None,
             })
         }
         _ => return Err(AuthFailure::Token(TokenError::Missing)),
@@ -126,6 +183,8 @@ pub fn authenticate(
         user_id: c.user_id.map(Arc::from),
         roles,
         groups: c.groups,
+        claims: claim_lists(&claims),
+        upgrade: None,
     })
 }
 

@@ -24,9 +24,10 @@ use hubmq_core::topic::{check_filter, check_topic, FilterKind, TopicKind, SERVER
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 use crate::auth::{authenticate, compile_permissions, valid_hub_name, AuthFailure, Identity};
+use crate::upstream::{self, event as up_event, reply as up_reply, SessionUp, SystemEvent};
 use crate::worker::{ConnHandle, Out, Transport, WillSpec, Worker};
 use crate::ws::{self, WsDecoder, WsEvent};
-use hubmq_metrics::{ConnectOutcome, DropReason};
+use hubmq_metrics::{ConnectOutcome, DropReason, UpstreamEvent};
 
 /// Reads more bytes into the spare capacity of `buf` (monoio reads fill from the start of the
 /// buffer it is given, so hand it the tail slice).
@@ -55,7 +56,8 @@ enum End {
 /// before CONNECT cannot reach the session code.
 enum Phase {
     AwaitConnect,
-    Active(Active),
+    /// Boxed: the identity is large and the reader is polled on every packet.
+    Active(Box<Active>),
 }
 
 struct Active {
@@ -91,9 +93,13 @@ pub async fn run<S>(
         mqtt_rx: BytesMut::new(),
         deadline: Instant::now() + w.shared.settings.connect_timeout,
         version: None,
+        client_disconnect: None,
     };
     let end = c.read_loop(&mut r, rx).await;
     if let Phase::Active(a) = &c.phase {
+        if w.shared.upstream.is_some() {
+            w.note_close(a.idx, h.id, close_info(&h, c.client_disconnect.take()));
+        }
         w.detach(a.idx, h.id, end == End::WithWill);
         let mut ctr = w.counters.borrow_mut();
         ctr.connections[transport.index()][version_index(c.version)] -= 1;
@@ -110,6 +116,41 @@ pub async fn run<S>(
         h.push(Out::Close);
     }
     let _ = writer.await;
+}
+
+/// How this connection ended, for the upstream `disconnected` event (§7).
+fn close_info(h: &ConnHandle, client: Option<mqtt::Disconnect>) -> upstream::CloseInfo {
+    let v5 = h.version.get() == ProtocolVersion::V5;
+    if let Some(d) = client {
+        return upstream::CloseInfo {
+            reason: d.reason_string.filter(|_| v5),
+            initiated_by_client: true,
+            packet: Some((if v5 { d.reason } else { 0 }, d.user_properties)),
+        };
+    }
+    match h.end_reason.get() {
+        Some(rc) => upstream::CloseInfo {
+            reason: Some(
+                match rc {
+                    ReasonCode::KeepAliveTimeout => "keep alive timeout",
+                    ReasonCode::SessionTakenOver => "session taken over",
+                    ReasonCode::ServerShuttingDown => "server shutting down",
+                    ReasonCode::AdministrativeAction => "closed by server API",
+                    ReasonCode::QuotaExceeded => "session queue full",
+                    ReasonCode::PacketTooLarge => "packet too large",
+                    other => other.name(),
+                }
+                .to_owned(),
+            ),
+            initiated_by_client: false,
+            packet: v5.then(|| (rc.as_u8(), Vec::new())),
+        },
+        None => upstream::CloseInfo {
+            reason: Some("connection lost".into()),
+            initiated_by_client: false,
+            packet: None,
+        },
+    }
 }
 
 fn version_index(v: Option<ProtocolVersion>) -> usize {
@@ -129,6 +170,8 @@ struct Reader {
     mqtt_rx: BytesMut,
     deadline: Instant,
     version: Option<ProtocolVersion>,
+    /// The client's DISCONNECT, if it sent one (for the upstream `disconnected` event).
+    client_disconnect: Option<mqtt::Disconnect>,
 }
 
 /// A reason to end the connection, decided while handling input.
@@ -356,7 +399,7 @@ impl Reader {
         };
         let idx = active.idx;
         match p {
-            Packet::Publish(pb) => self.on_publish(pb),
+            Packet::Publish(pb) => self.on_publish(pb).await,
             Packet::PubAck(a) => {
                 let _ = self
                     .w
@@ -423,6 +466,7 @@ impl Reader {
                 } else {
                     End::Clean
                 };
+                self.client_disconnect = Some(d);
                 self.h.closing.set(true);
                 self.h.push(Out::Close);
                 Err(Stop {
@@ -459,6 +503,92 @@ impl Reader {
             .send_packet(&Packet::ConnAck(connack_refusal(version, rc, Some(text))));
         self.w.counters.borrow_mut().connects[connect_outcome(rc).index()] += 1;
         tracing::info!(reason = rc.name(), detail = text, "connection refused");
+        Err(Stop {
+            reason: None,
+            text: None,
+            end: End::WithWill,
+        })
+    }
+
+    /// Sends the blocking `connect` event if a handler of the hub lists it; `None` = no handler.
+    async fn connect_event(
+        &self,
+        u: &Arc<upstream::Upstream>,
+        hub_lower: &str,
+        physical_id: &str,
+        c: &Connect,
+        n: &hubmq_core::connect::Negotiated,
+        identity: &Identity,
+    ) -> Option<up_reply::ConnectDecision> {
+        let hub = u.hub(hub_lower)?;
+        let h = hub.for_system(SystemEvent::Connect)?;
+        let v5 = n.version == ProtocolVersion::V5;
+        let up = identity.upgrade.as_deref();
+        let info = up_event::ConnectInfo {
+            protocol_version: n.version.level(),
+            clean_start: c.clean_start,
+            username: c.username.clone(),
+            password: c.password.as_ref().map(|p| p.to_vec()),
+            user_properties: if v5 {
+                c.props.user_properties.clone()
+            } else {
+                Vec::new()
+            },
+            claims: identity.claims.clone(),
+            query: up.map(|u| u.query.clone()).unwrap_or_default(),
+            headers: up.map(|u| u.headers.clone()).unwrap_or_default(),
+            subprotocols: up.map(|u| u.subprotocols.clone()).unwrap_or_default(),
+            client_certificates: Vec::new(),
+        };
+        let common = up_event::Common {
+            hub: &identity.hub_name,
+            connection_id: &n.client_id,
+            physical_id,
+            session_id: None,
+            user_id: identity.user_id.as_deref(),
+            state: None,
+            event_id: 0,
+            keys: &hub.keys,
+            public_host: u.public_host(),
+            time: std::time::SystemTime::now(),
+            bearer: h.bearer.as_deref(),
+        };
+        let req = up_event::system_request(
+            &h.url_template,
+            &common,
+            SystemEvent::Connect,
+            up_event::connect_body(&info),
+            h.timeout,
+        );
+        let res = u
+            .call(h, &identity.hub_name, req, UpstreamEvent::Connect)
+            .await;
+        Some(up_reply::map_connect(v5, &res))
+    }
+
+    /// The CONNACK refusal an upstream decided (§5.4, §5.5); the connection closes after it.
+    fn refuse_upstream(&mut self, r: up_reply::Refuse) -> Result<(), Stop> {
+        let ack = hubmq_core::mqtt::ConnAck {
+            session_present: false,
+            code: r.code,
+            props: hubmq_core::mqtt::ConnAckProps {
+                reason_string: r.reason.clone(),
+                user_properties: r.user_properties,
+                ..Default::default()
+            },
+        };
+        self.h.send_packet(&Packet::ConnAck(ack));
+        let outcome = match r.code {
+            4 | 5 | 0x86 | 0x87 | 0x8A => ConnectOutcome::NotAuthorized,
+            0x89 | 0x97 | 0x9F => ConnectOutcome::ServerBusy,
+            _ => ConnectOutcome::ServerUnavailable,
+        };
+        self.w.counters.borrow_mut().connects[outcome.index()] += 1;
+        tracing::info!(
+            code = r.code,
+            reason = r.reason.as_deref().unwrap_or(""),
+            "connection refused by upstream"
+        );
         Err(Stop {
             reason: None,
             text: None,
@@ -521,6 +651,37 @@ impl Reader {
             }
         };
 
+        // The upstream `connect` event (§5): may refuse, or override the token's identity.
+        let mut identity = identity;
+        let hub_lower = identity.hub_name.to_ascii_lowercase();
+        let upstream = w
+            .shared
+            .upstream
+            .clone()
+            .filter(|u| u.hub(&hub_lower).is_some());
+        let physical_id = upstream.as_ref().map(|_| upstream::new_id());
+        let mut accepted: Option<up_reply::Accept> = None;
+        if let (Some(u), Some(pid)) = (&upstream, &physical_id) {
+            match self
+                .connect_event(u, &hub_lower, pid, &c, &n, &identity)
+                .await
+            {
+                None => {}
+                Some(up_reply::ConnectDecision::Accept(a)) => accepted = Some(a),
+                Some(up_reply::ConnectDecision::Refuse(r)) => return self.refuse_upstream(r),
+            }
+        }
+        let mut upstream_groups = None;
+        if let Some(a) = &accepted {
+            if let Some(uid) = &a.user_id {
+                identity.user_id = Some(uid.as_str().into());
+            }
+            if let Some(roles) = &a.roles {
+                identity.roles = hubmq_auth::parse_roles(roles);
+            }
+            upstream_groups = a.groups.clone();
+        }
+
         let perms = compile_permissions(&w, identity.hub, &identity.roles);
         self.h.client_max_packet.set(n.client_max_packet);
         let client_id: Arc<str> = n.client_id.as_str().into();
@@ -544,7 +705,34 @@ impl Reader {
                 })
             });
         }
-        if !attached.session_present {
+        if let Some(pid) = physical_id {
+            let state = accepted.as_ref().map(|a| a.state.clone());
+            let hub_name = identity.hub_name.clone();
+            w.with_slot(idx, |s| {
+                let up =
+                    s.up.get_or_insert_with(|| Box::new(SessionUp::new(&hub_name, pid.clone())));
+                up.physical_id = pid;
+                up.next_event_id = 1;
+                up.close = upstream::CloseInfo::default();
+                if let Some(st) = &state {
+                    up.apply_state(st);
+                }
+            });
+        }
+        if let (false, Some(groups)) = (attached.session_present, &upstream_groups) {
+            // Groups from the upstream replace the token's, joined with default options (§5.3).
+            for g in groups {
+                let gs = w.group(identity.hub, g);
+                w.subscribe(
+                    idx,
+                    &gs,
+                    SubOpts {
+                        qos: QoS::AtMostOnce,
+                        no_local: false,
+                    },
+                );
+            }
+        } else if !attached.session_present {
             // Token groups are joined at connect, permission or not (webpubsub-mqtt.md).
             for g in &identity.groups {
                 let gs = w.group(identity.hub, g);
@@ -558,11 +746,22 @@ impl Reader {
                 );
             }
         }
-        self.send(Packet::ConnAck(connack_success(
-            &n,
-            attached.session_present,
-            w.limits(),
-        )));
+        let mut ack = connack_success(&n, attached.session_present, w.limits());
+        if let (Some(a), ProtocolVersion::V5) = (&accepted, version) {
+            ack.props.user_properties = a.user_properties.clone();
+        }
+        self.send(Packet::ConnAck(ack));
+        if !attached.session_present {
+            if let Some(u) = &upstream {
+                let client = client_id.clone();
+                w.with_slot(idx, |s| {
+                    let user = s.user_id.clone();
+                    if let Some(up) = s.up.as_mut() {
+                        u.session_event(SystemEvent::Connected, up, &client, user.as_deref());
+                    }
+                });
+            }
+        }
         let expired = w
             .session_io(idx, |s, now, out| s.resume(now, out))
             .unwrap_or(0);
@@ -581,12 +780,12 @@ impl Reader {
             session_present = attached.session_present,
             "client connected"
         );
-        self.phase = Phase::Active(Active {
+        self.phase = Phase::Active(Box::new(Active {
             idx,
             identity,
             keep_alive: n.keep_alive,
             client_id,
-        });
+        }));
         self.touch();
         Ok(())
     }
@@ -605,7 +804,7 @@ impl Reader {
         }
     }
 
-    fn on_publish(&mut self, p: Publish) -> Result<(), Stop> {
+    async fn on_publish(&mut self, p: Publish) -> Result<(), Stop> {
         let Phase::Active(a) = &self.phase else {
             return Ok(());
         };
@@ -631,9 +830,8 @@ impl Reader {
         let group = match check_topic(&p.topic, w.limits().max_topic_len) {
             Ok(TopicKind::Group(g)) => g,
             Ok(TopicKind::UserEvent(name)) => {
-                self.user_event_without_handler(idx, name, &p);
-                self.ack(p.qos, p.pkid, ReasonCode::Success);
-                return Ok(());
+                let name = name.to_owned();
+                return self.on_user_event(idx, name, p).await;
             }
             Err(rc) => {
                 w.counters.borrow_mut().dropped[DropReason::Denied.index()] += 1;
@@ -676,27 +874,142 @@ impl Reader {
         Ok(())
     }
 
-    /// `$webpubsub/server/events/{name}` with no upstream handler configured: the client gets
-    /// `/failed` with `azure-status-code: 404` (webpubsub-upstream.md §8.3).
-    fn user_event_without_handler(&self, idx: SessionIdx, name: &str, p: &Publish) {
+    /// A PUBLISH to `$webpubsub/server/events/{name}` (webpubsub-upstream.md §8): one upstream
+    /// round trip, awaited here so a session's events go out one at a time and in order (the
+    /// worker keeps serving other connections meanwhile); the answer comes back to this session
+    /// as `{name}/succeeded` or `{name}/failed`, then the PUBLISH is acknowledged.
+    async fn on_user_event(
+        &mut self,
+        idx: SessionIdx,
+        name: String,
+        p: Publish,
+    ) -> Result<(), Stop> {
+        let w = self.w.clone();
+        if self.version == Some(ProtocolVersion::V5) {
+            if let Some(ct) = &p.props.content_type {
+                if !up_event::is_mime_type(ct) {
+                    // It would become the HTTP Content-Type (§8.1).
+                    self.ack(p.qos, p.pkid, ReasonCode::PayloadFormatInvalid);
+                    return Ok(());
+                }
+            }
+        }
+        if p.qos == QoS::ExactlyOnce
+            && !w
+                .with_slot(idx, |s| s.session.incoming_qos2(p.pkid))
+                .unwrap_or(false)
+        {
+            // A retransmission of a QoS 2 event already sent upstream.
+            self.ack(p.qos, p.pkid, ReasonCode::Success);
+            return Ok(());
+        }
+        let reply = match self.call_user_event(idx, &name, &p).await {
+            Some(r) => r,
+            // The connection is being closed: no answer, no ack.
+            None => return Ok(()),
+        };
+        w.with_slot(idx, |s| {
+            if let Some(up) = s.up.as_mut() {
+                up.apply_state(&reply.state);
+            }
+        });
+        let suffix = if reply.succeeded {
+            "succeeded"
+        } else {
+            "failed"
+        };
         let props = PublishProps {
             correlation_data: p.props.correlation_data.clone(),
-            user_properties: vec![("azure-status-code".into(), "404".into())],
+            user_properties: reply.user_properties,
+            content_type: reply.content_type,
             ..PublishProps::default()
         };
-        let topic: Arc<str> = format!("{SERVER_EVENTS_PREFIX}{name}/failed").into();
+        let topic: Arc<str> = format!("{SERVER_EVENTS_PREFIX}{name}/{suffix}").into();
         let msg = Arc::new(Message::new(
             topic,
-            bytes::Bytes::new(),
+            bytes::Bytes::from(reply.payload),
             props,
             p.qos,
             0,
-            self.w.now_ms(),
+            w.now_ms(),
         ));
-        let limits = self.w.limits().clone();
-        let _ = self.w.session_io(idx, |s, now, out| {
+        let limits = w.limits().clone();
+        let _ = w.session_io(idx, |s, now, out| {
             s.offer(msg, p.qos, true, now, &limits, out)
         });
+        self.ack(p.qos, p.pkid, ReasonCode::Success);
+        Ok(())
+    }
+
+    /// Sends the user event upstream if a handler of the hub matches it; no handler → 404.
+    /// `None` when the connection was closed while waiting.
+    async fn call_user_event(
+        &self,
+        idx: SessionIdx,
+        name: &str,
+        p: &Publish,
+    ) -> Option<up_reply::EventReply> {
+        let Phase::Active(a) = &self.phase else {
+            return None;
+        };
+        let w = &self.w;
+        let hub_lower = a.identity.hub_name.to_ascii_lowercase();
+        let Some((u, h, keys)) = w.shared.upstream.as_ref().and_then(|u| {
+            let hub = u.hub(&hub_lower)?;
+            let h = hub.for_user(name)?;
+            Some((u.clone(), h.clone(), hub.keys.clone()))
+        }) else {
+            return Some(up_reply::failed(404));
+        };
+        let Some((session_id, physical_id, state, event_id, user_id)) = w
+            .with_slot(idx, |s| {
+                let up = s.up.as_mut()?;
+                let id = up.take_event_id();
+                Some((
+                    up.session_id.clone(),
+                    up.physical_id.clone(),
+                    up.state.clone(),
+                    id,
+                    s.user_id.clone(),
+                ))
+            })
+            .flatten()
+        else {
+            return Some(up_reply::failed(404));
+        };
+        let common = up_event::Common {
+            hub: &a.identity.hub_name,
+            connection_id: &a.client_id,
+            physical_id: &physical_id,
+            session_id: Some(&session_id),
+            user_id: user_id.as_deref(),
+            state: state.as_deref(),
+            event_id,
+            keys: &keys,
+            public_host: u.public_host(),
+            time: std::time::SystemTime::now(),
+            bearer: h.bearer.as_deref(),
+        };
+        let content_type = if self.version == Some(ProtocolVersion::V5) {
+            p.props.content_type.as_deref()
+        } else {
+            None
+        };
+        let req = up_event::user_event_request(
+            &h.url_template,
+            &common,
+            name,
+            &p.payload,
+            content_type,
+            &p.props.user_properties,
+            h.timeout,
+        );
+        let kill = self.h.clone();
+        let res = monoio::select! {
+            r = u.call(&h, &a.identity.hub_name, req, UpstreamEvent::User) => r,
+            _ = kill.kill.wait() => return None,
+        };
+        Some(up_reply::map_user_event(&res))
     }
 
     fn on_subscribe(&mut self, s: Subscribe) -> Result<(), Stop> {

@@ -376,7 +376,19 @@ fn upgrade(
     let scheme = if tls { "https" } else { "http" };
     let host = head.header("host");
     match authenticate(w, hub, token.as_deref(), host.map(|h| (scheme, h))) {
-        Ok(id) => Ok((http::switching_protocols(&up), id)),
+        Ok(mut id) => {
+            // Kept only where an upstream `connect` event may need it.
+            if let Some(u) = &w.shared.upstream {
+                if u.hub(&hub.to_ascii_lowercase()).is_some() {
+                    let info = crate::auth::UpgradeInfo::from_head(
+                        head,
+                        up.offered_subprotocols.clone(),
+                    );
+                    id.upgrade = Some(Arc::new(info));
+                }
+            }
+            Ok((http::switching_protocols(&up), id))
+        }
         Err(AuthFailure::UnknownHub) => Err(text(404, "unknown hub")),
         Err(f) => {
             w.counters.borrow_mut().connects[ConnectOutcome::NotAuthorized.index()] += 1;

@@ -172,6 +172,8 @@ pub struct Slot {
     pub will: Option<WillSpec>,
     /// A will whose delay is running: (message, group, fire at ms).
     pub pending_will: Option<(Arc<Message>, Arc<GroupShared>, u64)>,
+    /// Upstream event data; `None` when the hub has no event handlers (or the session moved).
+    pub up: Option<Box<crate::upstream::SessionUp>>,
 }
 
 /// This worker's part of a group: local subscribers with their options.
@@ -333,6 +335,7 @@ impl Worker {
             drop(st);
             if let Some(old) = old_conn {
                 old.disconnect(ReasonCode::SessionTakenOver, Some("session taken over"));
+                self.note_taken_over(idx, &old);
                 self.fire_will_now_or_later(idx, now);
             }
             if clean_start {
@@ -364,6 +367,10 @@ impl Worker {
             .unwrap_or_else(|| self.shared.next_serial());
         let mut session = Session::new(serial, expiry_secs);
         session.set_window(receive_max, self.limits().max_inflight);
+        let up = match (transfer.as_mut(), clean_start) {
+            (Some(t), false) => t.upstream.take(),
+            _ => None,
+        };
         let (user_id, perms, session_present) = match (&transfer, clean_start) {
             (Some(t), false) => (t.user_id.clone(), t.perms.clone(), true),
             _ => (user_id, perms, false),
@@ -377,6 +384,7 @@ impl Worker {
             expires_at_ms: None,
             will: None,
             pending_will: None,
+            up,
         };
         let idx = match st.free.pop() {
             Some(i) => {
@@ -503,6 +511,41 @@ impl Worker {
         if let Some((msg, g, _)) = slot.pending_will {
             self.publish(&g, msg);
         }
+        // A session that moved to another worker took its upstream data along (`up` is None).
+        if let (Some(mut up), Some(u)) = (slot.up, &self.shared.upstream) {
+            u.session_event(
+                crate::upstream::SystemEvent::Disconnected,
+                &mut up,
+                &slot.key.1,
+                slot.user_id.as_deref(),
+            );
+        }
+    }
+
+    /// Records how the connection `conn_id` of session `idx` ended, for `disconnected`; no-op
+    /// when the session has no upstream data or another connection owns it now.
+    pub fn note_close(&self, idx: SessionIdx, conn_id: u64, info: crate::upstream::CloseInfo) {
+        self.with_slot(idx, |s| {
+            if s.conn.as_ref().is_some_and(|c| c.id == conn_id) {
+                if let Some(up) = s.up.as_mut() {
+                    up.close = info;
+                }
+            }
+        });
+    }
+
+    /// The session's connection was taken over by a new CONNECT (the server sent 0x8E to v5).
+    fn note_taken_over(&self, idx: SessionIdx, old: &ConnHandle) {
+        let v5 = old.version.get() == ProtocolVersion::V5;
+        self.with_slot(idx, |s| {
+            if let Some(up) = s.up.as_mut() {
+                up.close = crate::upstream::CloseInfo {
+                    reason: Some("session taken over".into()),
+                    initiated_by_client: false,
+                    packet: v5.then(|| (ReasonCode::SessionTakenOver.as_u8(), Vec::new())),
+                };
+            }
+        });
     }
 
     // ----- groups ---------------------------------------------------------------------------
@@ -747,6 +790,7 @@ impl Worker {
         let conn = self.with_slot(idx, |s| s.conn.take()).flatten();
         if let Some(conn) = conn {
             conn.disconnect(ReasonCode::SessionTakenOver, Some("session taken over"));
+            self.note_taken_over(idx, &conn);
             self.fire_will_now_or_later(idx, now);
         }
         let t = if keep {
@@ -764,13 +808,14 @@ impl Worker {
                 perms: slot.perms.clone(),
                 subs,
                 undelivered: Vec::new(),
+                upstream: None,
             })
         } else {
             None
         };
         let t = t.map(|mut t| {
-            t.undelivered = self
-                .with_slot(idx, |s| s.session.drain_undelivered())
+            (t.undelivered, t.upstream) = self
+                .with_slot(idx, |s| (s.session.drain_undelivered(), s.up.take()))
                 .unwrap_or_default();
             t
         });

@@ -45,6 +45,8 @@ pub struct SessionTransfer {
     pub perms: hubmq_core::perm::Permissions,
     pub subs: Vec<(Arc<GroupShared>, SubOpts)>,
     pub undelivered: Vec<(Arc<Message>, QoS)>,
+    /// Upstream session data (session id, connection state), when the hub has handlers.
+    pub upstream: Option<Box<crate::upstream::SessionUp>>,
 }
 
 pub struct Mesh {

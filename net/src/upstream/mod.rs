@@ -212,6 +212,94 @@ impl Upstream {
     }
 }
 
+/// What a session remembers for its upstream events (stored on the worker's session slot and
+/// moved with the session when another worker takes it over).
+#[derive(Debug, Clone)]
+pub struct SessionUp {
+    /// Hub name as the client spelled it (`{hub}`, `ce-hub`).
+    pub hub: Arc<str>,
+    pub session_id: String,
+    /// The current (after a close: last) physical connection.
+    pub physical_id: String,
+    /// `ce-connectionState` set by a blocking event.
+    pub state: Option<String>,
+    /// Next `ce-id` on the current physical connection (`connect` was 0).
+    pub next_event_id: u64,
+    /// How the last physical connection ended, for `disconnected`.
+    pub close: CloseInfo,
+}
+
+impl SessionUp {
+    pub fn new(hub: &str, physical_id: String) -> SessionUp {
+        SessionUp {
+            hub: hub.into(),
+            session_id: new_id(),
+            physical_id,
+            state: None,
+            next_event_id: 1,
+            close: CloseInfo::default(),
+        }
+    }
+
+    pub fn apply_state(&mut self, change: &reply::StateChange) {
+        match change {
+            reply::StateChange::Keep => {}
+            reply::StateChange::Clear => self.state = None,
+            reply::StateChange::Set(v) => self.state = Some(v.clone()),
+        }
+    }
+
+    /// Takes the next `ce-id`.
+    pub fn take_event_id(&mut self) -> u64 {
+        let id = self.next_event_id;
+        self.next_event_id += 1;
+        id
+    }
+}
+
+impl Upstream {
+    /// Queues `connected` or `disconnected` for a session if a handler of its hub lists it.
+    pub fn session_event(
+        &self,
+        ev: SystemEvent,
+        up: &mut SessionUp,
+        connection_id: &str,
+        user_id: Option<&str>,
+    ) {
+        let Some(hub) = self.hub(&up.hub.to_ascii_lowercase()) else {
+            return;
+        };
+        let Some(h) = hub.for_system(ev) else {
+            return;
+        };
+        let body = match ev {
+            SystemEvent::Disconnected => event::disconnected_body(&up.close),
+            _ => b"{}".to_vec(),
+        };
+        let event_id = up.take_event_id();
+        let common = event::Common {
+            hub: &up.hub,
+            connection_id,
+            physical_id: &up.physical_id,
+            session_id: Some(&up.session_id),
+            user_id,
+            state: up.state.as_deref(),
+            event_id,
+            keys: &hub.keys,
+            public_host: self.public_host(),
+            time: std::time::SystemTime::now(),
+            bearer: h.bearer.as_deref(),
+        };
+        let req = event::system_request(&h.url_template, &common, ev, body, h.timeout);
+        let metric = match ev {
+            SystemEvent::Connect => UpstreamEvent::Connect,
+            SystemEvent::Connected => UpstreamEvent::Connected,
+            SystemEvent::Disconnected => UpstreamEvent::Disconnected,
+        };
+        self.notify(h, &up.hub, req, metric, connection_id);
+    }
+}
+
 fn validate_url(handler: &HandlerSpec, hub: &str) -> String {
     event::resolve_url(&handler.url_template, hub, "validate")
 }
