@@ -21,6 +21,9 @@ pub struct Head {
     pub method: String,
     /// Percent-decoded path without the query (`*` for `OPTIONS *`).
     pub path: String,
+    /// The path as received (still percent-encoded), for routes whose segments may contain an
+    /// encoded `/` (REST group and user names).
+    pub raw_path: String,
     /// Query as received, without the `?`; empty when there is none.
     pub raw_query: String,
     /// Names as received (compare with [`Head::header`], which ignores case); values trimmed by
@@ -144,6 +147,7 @@ pub fn parse_head(buf: &[u8], max_head: usize) -> Result<Option<(Head, usize)>, 
         Head {
             method: method.to_owned(),
             path,
+            raw_path: raw_path.to_owned(),
             raw_query: raw_query.to_owned(),
             headers,
             version_minor,

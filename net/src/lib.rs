@@ -12,6 +12,7 @@ pub mod http;
 mod lifecycle;
 mod notify;
 mod registry;
+mod rest;
 mod server;
 mod settings;
 pub mod upstream;

@@ -320,6 +320,15 @@ where
                 }
                 Err(resp) => resp,
             }
+        } else if path.starts_with("/api/") {
+            // REST data plane: reads its own body, answers, and keeps the connection alive.
+            match crate::rest::serve(&w, &mut s, &head, buf, tls).await {
+                Some(rest) => {
+                    buf = rest;
+                    continue;
+                }
+                None => return,
+            }
         } else {
             http::response(404, "text/plain", b"not found\n", &[], close)
         };

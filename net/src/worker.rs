@@ -177,17 +177,17 @@ pub struct Slot {
 }
 
 /// This worker's part of a group: local subscribers with their options.
-struct LocalGroup {
-    shared: Arc<GroupShared>,
-    members: Vec<(SessionIdx, SubOpts)>,
+pub(crate) struct LocalGroup {
+    pub(crate) shared: Arc<GroupShared>,
+    pub(crate) members: Vec<(SessionIdx, SubOpts)>,
 }
 
 #[derive(Default)]
 pub struct State {
-    slots: Vec<Option<Slot>>,
-    free: Vec<u32>,
-    by_key: HashMap<SessionKey, SessionIdx>,
-    groups: HashMap<GroupId, LocalGroup>,
+    pub(crate) slots: Vec<Option<Slot>>,
+    pub(crate) free: Vec<u32>,
+    pub(crate) by_key: HashMap<SessionKey, SessionIdx>,
+    pub(crate) groups: HashMap<GroupId, LocalGroup>,
     /// Per-worker cache hub → group name → shared group, so a PUBLISH finds its group
     /// without touching the registry lock.
     group_cache: HashMap<HubId, HashMap<Box<str>, Arc<GroupShared>>>,
@@ -754,6 +754,9 @@ impl Worker {
                     let t = self.hand_over(&key, keep);
                     let _ = reply.send(t);
                 }
+                Command::Rest { op, reply } => {
+                    let _ = reply.send(self.rest_apply(&op));
+                }
                 Command::Shutdown => {
                     self.shutdown_connections();
                     self.accept_gate.stop();
@@ -910,7 +913,7 @@ fn disconnect_reason(server: Option<ReasonCode>, will: bool) -> DisconnectReason
 }
 
 /// Moves session output into the connection queue and wakes its writer.
-fn push_items(conn: &ConnHandle, items: &mut Vec<OutItem>, cost: usize) {
+pub(crate) fn push_items(conn: &ConnHandle, items: &mut Vec<OutItem>, cost: usize) {
     if items.is_empty() {
         return;
     }

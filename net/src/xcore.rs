@@ -34,6 +34,11 @@ pub enum Command {
         keep: bool,
         reply: flume::Sender<Option<SessionTransfer>>,
     },
+    /// A REST data-plane operation: apply it to this worker's sessions and answer.
+    Rest {
+        op: Arc<crate::rest::RestOp>,
+        reply: flume::Sender<crate::rest::RestReply>,
+    },
     /// Stop accepting, disconnect clients, exit.
     Shutdown,
 }

@@ -1,0 +1,445 @@
+//! What a REST operation does on one worker. The worker that received the request broadcasts
+//! a [`RestOp`] to every worker (itself included) as a cold-path `xcore::Command::Rest`; each
+//! applies it to the sessions it owns and answers a [`RestReply`], which the REST handler sums
+//! up. Group membership changes go through `Worker::subscribe` / `unsubscribe` — the same
+//! sharded group tables and interest masks as SUBSCRIBE — and permission changes edit the
+//! slot's `Permissions`, read by the connection on its next packet.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hubmq_core::ids::{GroupId, HubId, SessionIdx, WorkerId};
+use hubmq_core::message::Message;
+use hubmq_core::mqtt::{QoS, ReasonCode};
+use hubmq_core::odata::{Filter, FilterTarget, GroupView};
+use hubmq_core::session::{OutItem, Refused, SubOpts};
+use hubmq_metrics::DropReason;
+
+use crate::registry::GroupShared;
+use crate::worker::{push_items, ConnHandle, LocalGroup, Out, Slot, Worker};
+use crate::xcore::Command;
+
+use super::route::{PermAction, PermKind};
+
+/// Which sessions of a hub an operation is about, before `excluded` and `filter`.
+#[derive(Debug)]
+pub enum Target {
+    All,
+    User(Arc<str>),
+    Connection(Arc<str>),
+    Group(GroupId),
+}
+
+#[derive(Debug)]
+pub struct Selector {
+    pub hub: HubId,
+    pub target: Target,
+    /// Connection ids left out.
+    pub excluded: Vec<String>,
+    pub filter: Option<Filter>,
+}
+
+/// A REST operation as every worker applies it.
+#[derive(Debug)]
+pub enum RestOp {
+    /// Offer `msg` at `qos` (lowered by the subscription's QoS for group targets).
+    Send { sel: Selector, msg: Arc<Message> },
+    /// End the selected sessions (v5 DISCONNECT 0x98 with `reason`).
+    Close { sel: Selector, reason: String },
+    /// Count the selected sessions.
+    Count { sel: Selector },
+    /// Subscribe the selected sessions to `groups` (QoS 1, our choice).
+    AddToGroups {
+        sel: Selector,
+        groups: Vec<Arc<GroupShared>>,
+    },
+    /// Unsubscribe the selected sessions from `groups`, or from all groups when `None`.
+    RemoveFromGroups {
+        sel: Selector,
+        groups: Option<Vec<GroupId>>,
+    },
+    Permission {
+        hub: HubId,
+        conn: Arc<str>,
+        kind: PermKind,
+        action: PermAction,
+        /// `targetName`; `None` = every group.
+        group: Option<Arc<GroupShared>>,
+    },
+    /// The (connection id, user id) of the group's local members.
+    ListGroup { group: GroupId },
+}
+
+/// One worker's answer.
+#[derive(Debug, Default)]
+pub struct RestReply {
+    /// Sessions selected (and acted on).
+    pub matched: usize,
+    /// Permission check: held (or, for grant/revoke, the connection was found).
+    pub held: bool,
+    pub members: Vec<(Arc<str>, Option<Arc<str>>)>,
+}
+
+/// How long a REST request waits for every worker to answer (a worker that is shutting down
+/// no longer serves commands).
+const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs `op` on every worker and gathers the replies. `None` when a worker did not answer in
+/// time.
+pub async fn broadcast(w: &Rc<Worker>, op: RestOp) -> Option<Vec<RestReply>> {
+    let op = Arc::new(op);
+    let mesh = &w.shared.mesh;
+    let n = mesh.workers();
+    let (tx, rx) = flume::bounded(n);
+    for i in 0..n {
+        mesh.command(
+            WorkerId(i as u16),
+            Command::Rest {
+                op: op.clone(),
+                reply: tx.clone(),
+            },
+        );
+    }
+    drop(tx);
+    let gather = async {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            match rx.recv_async().await {
+                Ok(r) => out.push(r),
+                Err(_) => break,
+            }
+        }
+        out
+    };
+    match monoio::time::timeout(GATHER_TIMEOUT, gather).await {
+        Ok(v) if v.len() == n => Some(v),
+        _ => None,
+    }
+}
+
+/// The groups of one session, by name, for `'g' in groups` and `length(groups)`.
+struct SlotGroups<'a> {
+    slot: &'a Slot,
+    groups: &'a HashMap<GroupId, LocalGroup>,
+}
+
+impl GroupView for SlotGroups<'_> {
+    fn contains(&self, group: &str) -> bool {
+        self.slot.session.subs.keys().any(|g| {
+            self.groups
+                .get(g)
+                .is_some_and(|lg| &*lg.shared.name == group)
+        })
+    }
+    fn count(&self) -> usize {
+        self.slot.session.subs.len()
+    }
+}
+
+impl Worker {
+    /// Applies `op` to this worker's sessions (called from the command task).
+    pub(crate) fn rest_apply(&self, op: &RestOp) -> RestReply {
+        match op {
+            RestOp::Send { sel, msg } => {
+                let picked = self.rest_select(sel);
+                let n = picked.len();
+                self.rest_offer(&picked, msg);
+                RestReply {
+                    matched: n,
+                    ..RestReply::default()
+                }
+            }
+            RestOp::Close { sel, reason } => {
+                let picked = self.rest_select(sel);
+                for (idx, _) in &picked {
+                    self.rest_close(*idx, reason);
+                }
+                RestReply {
+                    matched: picked.len(),
+                    ..RestReply::default()
+                }
+            }
+            RestOp::Count { sel } => RestReply {
+                matched: self.rest_select(sel).len(),
+                ..RestReply::default()
+            },
+            RestOp::AddToGroups { sel, groups } => {
+                let picked = self.rest_select(sel);
+                for (idx, _) in &picked {
+                    for g in groups {
+                        let subscribed = self
+                            .with_slot(*idx, |s| s.session.subs.contains_key(&g.id))
+                            .unwrap_or(true);
+                        // An existing subscription keeps its own options.
+                        if !subscribed {
+                            let opts = SubOpts {
+                                qos: QoS::AtLeastOnce,
+                                no_local: false,
+                            };
+                            self.subscribe(*idx, g, opts);
+                        }
+                    }
+                }
+                RestReply {
+                    matched: picked.len(),
+                    ..RestReply::default()
+                }
+            }
+            RestOp::RemoveFromGroups { sel, groups } => {
+                let picked = self.rest_select(sel);
+                for (idx, _) in &picked {
+                    let gids: Vec<GroupId> = match groups {
+                        Some(g) => g.clone(),
+                        None => self
+                            .with_slot(*idx, |s| s.session.subs.keys().copied().collect())
+                            .unwrap_or_default(),
+                    };
+                    for g in gids {
+                        self.unsubscribe(*idx, g);
+                    }
+                }
+                RestReply {
+                    matched: picked.len(),
+                    ..RestReply::default()
+                }
+            }
+            RestOp::Permission {
+                hub,
+                conn,
+                kind,
+                action,
+                group,
+            } => {
+                let idx = self.st.borrow().by_key.get(&(*hub, conn.clone())).copied();
+                let Some(idx) = idx else {
+                    return RestReply::default();
+                };
+                let held = self
+                    .with_slot(idx, |s| {
+                        edit_permission(s, *kind, *action, group.as_deref())
+                    })
+                    .unwrap_or(false);
+                RestReply {
+                    matched: 1,
+                    held,
+                    members: Vec::new(),
+                }
+            }
+            RestOp::ListGroup { group } => {
+                let st = self.st.borrow();
+                let members = st
+                    .groups
+                    .get(group)
+                    .map(|lg| {
+                        lg.members
+                            .iter()
+                            .filter_map(|(idx, _)| {
+                                let s = st.slots.get(idx.0 as usize)?.as_ref()?;
+                                Some((s.key.1.clone(), s.user_id.clone()))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                RestReply {
+                    matched: 0,
+                    held: false,
+                    members,
+                }
+            }
+        }
+    }
+
+    /// The local sessions `sel` picks, each with the QoS a delivery to it gets (the group
+    /// subscription's maximum for group targets, QoS 1 otherwise).
+    fn rest_select(&self, sel: &Selector) -> Vec<(SessionIdx, QoS)> {
+        let st = self.st.borrow();
+        let pass = |slot: &Slot| -> bool {
+            if slot.key.0 != sel.hub {
+                return false;
+            }
+            let id = &*slot.key.1;
+            if sel.excluded.iter().any(|e| e == id) {
+                return false;
+            }
+            match &sel.filter {
+                None => true,
+                Some(f) => f.matches(&FilterTarget {
+                    user_id: slot.user_id.as_deref(),
+                    connection_id: id,
+                    groups: &SlotGroups {
+                        slot,
+                        groups: &st.groups,
+                    },
+                }),
+            }
+        };
+        let slot_at = |idx: SessionIdx| st.slots.get(idx.0 as usize).and_then(|s| s.as_ref());
+        match &sel.target {
+            Target::Connection(c) => st
+                .by_key
+                .get(&(sel.hub, c.clone()))
+                .filter(|idx| slot_at(**idx).is_some_and(pass))
+                .map(|idx| vec![(*idx, QoS::AtLeastOnce)])
+                .unwrap_or_default(),
+            Target::Group(g) => st
+                .groups
+                .get(g)
+                .map(|lg| {
+                    lg.members
+                        .iter()
+                        .filter(|(idx, _)| slot_at(*idx).is_some_and(pass))
+                        .map(|(idx, o)| (*idx, o.qos.min(QoS::AtLeastOnce)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Target::All | Target::User(_) => st
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| Some((SessionIdx(i as u32), s.as_ref()?)))
+                .filter(|(_, s)| match &sel.target {
+                    Target::User(u) => s.user_id.as_deref() == Some(&**u),
+                    _ => true,
+                })
+                .filter(|(_, s)| pass(s))
+                .map(|(idx, _)| (idx, QoS::AtLeastOnce))
+                .collect(),
+        }
+    }
+
+    /// Offers `msg` to each picked session directly (no subscription needed for server
+    /// messages), with the same queue rules as a group delivery.
+    fn rest_offer(&self, picked: &[(SessionIdx, QoS)], msg: &Arc<Message>) {
+        let now = self.now_ms();
+        let limits = &self.shared.settings.limits;
+        let mut slow: Vec<Rc<ConnHandle>> = Vec::new();
+        let mut st = self.st.borrow_mut();
+        let mut c = self.counters.borrow_mut();
+        let mut scratch: Vec<OutItem> = Vec::new();
+        for &(idx, qos) in picked {
+            let Some(slot) = st.slots.get_mut(idx.0 as usize).and_then(|s| s.as_mut()) else {
+                continue;
+            };
+            let conn = slot.conn.clone();
+            if qos == QoS::AtMostOnce {
+                match &conn {
+                    Some(conn) if conn.out_bytes.get() <= limits.outbound_queue_bytes => {
+                        conn.out_bytes.set(conn.out_bytes.get() + msg.cost());
+                        conn.push(Out::Item(OutItem::Publish {
+                            msg: msg.clone(),
+                            qos,
+                            pkid: 0,
+                            dup: false,
+                        }));
+                    }
+                    Some(_) => c.dropped[DropReason::QueueFull.index()] += 1,
+                    None => c.dropped[DropReason::NoSession.index()] += 1,
+                }
+                continue;
+            }
+            scratch.clear();
+            match slot
+                .session
+                .offer(msg.clone(), qos, conn.is_some(), now, limits, &mut scratch)
+            {
+                Ok(()) => {
+                    if let Some(conn) = &conn {
+                        push_items(conn, &mut scratch, msg.cost());
+                    }
+                }
+                Err(Refused::QueueFull) => {
+                    c.dropped[DropReason::SessionQueueFull.index()] += 1;
+                    if let Some(conn) = conn {
+                        slow.push(conn);
+                    }
+                }
+                Err(Refused::Expired) => c.dropped[DropReason::Expired.index()] += 1,
+                Err(Refused::Offline) => c.dropped[DropReason::NoSession.index()] += 1,
+            }
+        }
+        drop(c);
+        drop(st);
+        for conn in slow {
+            conn.disconnect(ReasonCode::QuotaExceeded, Some("session queue full"));
+        }
+    }
+
+    /// Ends a session from REST: the session is discarded, not kept for a reconnect
+    /// (§4.3); an online v5 client gets DISCONNECT 0x98 with the reason string first.
+    fn rest_close(&self, idx: SessionIdx, reason: &str) {
+        let conn = self
+            .with_slot(idx, |s| {
+                // The connection's end then removes the session (expiry 0).
+                s.session.expiry_secs = 0;
+                s.conn.clone()
+            })
+            .flatten();
+        match conn {
+            Some(conn) => {
+                let text = truncate(reason, 256.min(conn.client_max_packet.get() as usize / 2));
+                conn.disconnect(
+                    ReasonCode::AdministrativeAction,
+                    (!text.is_empty()).then_some(text),
+                );
+            }
+            None => self.remove_session(idx, self.now_ms()),
+        }
+    }
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Grant / revoke / check one permission on a slot. Returns whether the permission is held
+/// after the operation (check: whether it is held).
+fn edit_permission(
+    s: &mut Slot,
+    kind: PermKind,
+    action: PermAction,
+    group: Option<&GroupShared>,
+) -> bool {
+    let p = &mut s.perms;
+    let (any, set) = match kind {
+        PermKind::SendToGroup => (&mut p.send_any, &mut p.send),
+        PermKind::JoinLeaveGroup => (&mut p.join_any, &mut p.join),
+    };
+    match (action, group) {
+        (PermAction::Grant, Some(g)) => set.insert(g.id),
+        (PermAction::Grant, None) => *any = true,
+        // Revoking one group cannot carve it out of an "any group" grant: the bitset has no
+        // negative entries (documented limitation).
+        (PermAction::Revoke, Some(g)) => set.remove(g.id),
+        (PermAction::Revoke, None) => {
+            *any = false;
+            *set = hubmq_core::perm::BitSet::new();
+        }
+        (PermAction::Check, _) => {}
+    }
+    match group {
+        Some(g) => *any || set.contains(g.id),
+        None => *any,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncate_cuts_at_char_boundary() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("héllo", 3), "hé");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}
