@@ -23,4 +23,5 @@ mod ops;
 mod pubsub;
 mod sessions;
 mod tls;
+mod upstream;
 mod workers;
