@@ -21,6 +21,7 @@ mod clients;
 mod errors;
 mod ops;
 mod pubsub;
+mod rest;
 mod sessions;
 mod tls;
 mod upstream;
