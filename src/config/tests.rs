@@ -160,6 +160,7 @@ fn parses_the_config_md_sample() {
             ],
             user_event_pattern: "*".into(),
             timeout_ms: 10_000,
+            auth: None,
         }]
     );
     assert_eq!(c.metrics, MetricsCfg::default());
@@ -603,4 +604,51 @@ fn endpoints_derive_from_the_first_http_listener() {
     c.server.public_endpoints = vec!["https://broker.example.net/".into()];
     assert_eq!(c.public_endpoint_for(), "https://broker.example.net");
     assert_eq!(c.accepted_endpoints(), ["https://broker.example.net"]);
+}
+
+#[test]
+fn upstream_public_host_defaults_to_the_first_public_endpoint_host() {
+    let c = Config::from_str(
+        "[server]\npublic_endpoints = [\"https://hubmq.example.com:8443\"]\n",
+        "t.toml",
+    )
+    .expect("valid");
+    assert_eq!(c.upstream_public_host(), "hubmq.example.com");
+    let c =
+        Config::from_str("[upstream]\npublic_host = \"edge.example\"\n", "t.toml").expect("valid");
+    assert_eq!(c.upstream_public_host(), "edge.example");
+    assert!(c.upstream.validate_webhooks);
+}
+
+#[test]
+fn rejects_bad_event_handler_urls_and_auth() {
+    let handler = |extra: &str| {
+        format!(
+            "[[hubs.chat.event_handlers]]\nurl_template = \"http://h/{{hub}}/{{event}}\"\n{extra}"
+        )
+    };
+    assert!(Config::from_str(&handler(""), "t.toml").is_ok());
+    let e = err("[[hubs.chat.event_handlers]]\nurl_template = \"http://{hub}.example.com/x\"\n");
+    assert!(
+        e.contains("hubs.chat.event_handlers[0].url_template") && e.contains("host"),
+        "{e}"
+    );
+    let e = err("[[hubs.chat.event_handlers]]\nurl_template = \"tunnel:///x\"\n");
+    assert!(e.contains("url_template"), "{e}");
+    let e = err(&handler("auth = { type = \"bearer\" }\n"));
+    assert!(
+        e.contains("event_handlers[0].auth") && e.contains("token"),
+        "{e}"
+    );
+    let e = err(&handler("auth = { type = \"ManagedIdentity\" }\n"));
+    assert!(e.contains("not supported"), "{e}");
+    let c = Config::from_str(
+        &handler("auth = { type = \"bearer\", token = \"s3cret\" }\n"),
+        "t.toml",
+    )
+    .expect("valid");
+    assert!(
+        !c.effective_toml().contains("s3cret"),
+        "bearer token must be masked"
+    );
 }

@@ -73,9 +73,15 @@ impl Upstream {
             .join("tests/clients/node_modules/@azure/web-pubsub-express");
         if !module.is_dir() {
             if std::env::var_os("CI").is_some() {
-                panic!("{} is missing (cd tests/clients && npm ci)", module.display());
+                panic!(
+                    "{} is missing (cd tests/clients && npm ci)",
+                    module.display()
+                );
             }
-            eprintln!("SKIPPED: {} is missing (cd tests/clients && npm ci)", module.display());
+            eprintln!(
+                "SKIPPED: {} is missing (cd tests/clients && npm ci)",
+                module.display()
+            );
             return None;
         }
         let mut cmd = Command::new("node");
@@ -171,7 +177,8 @@ fn connect(
         if let Some(t) = token {
             path.push_str(&format!("&access_token={t}"));
         }
-        Raw::ws(b.http, &path, &[]).unwrap_or_else(|(s, body)| panic!("upgrade refused: {s} {body}"))
+        Raw::ws(b.http, &path, &[])
+            .unwrap_or_else(|(s, body)| panic!("upgrade refused: {s} {body}"))
     } else {
         Raw::tcp(b.tcp)
     };
@@ -191,10 +198,21 @@ fn disconnect_with_property(k: &str, v: &str) -> Vec<u8> {
 
 #[test]
 fn express_accept_sets_user_groups_roles_and_reports_the_session_lifecycle() {
-    let Some(up) = Upstream::express() else { return };
-    let b = Broker::start_with(&handler_toml(&up.url("/upstream/{event}"), "echo, fail", 5000));
+    let Some(up) = Upstream::express() else {
+        return;
+    };
+    let b = Broker::start_with(&handler_toml(
+        &up.url("/upstream/{event}"),
+        "echo, fail",
+        5000,
+    ));
     // The token grants joining any group and a group; the upstream's answer replaces both.
-    let token = b.token(HUB, Some("token-user"), &["webpubsub.joinLeaveGroup"], &["tokgroup"]);
+    let token = b.token(
+        HUB,
+        Some("token-user"),
+        &["webpubsub.joinLeaveGroup"],
+        &["tokgroup"],
+    );
     let mut conn = Connect::v5("acc-1");
     conn.username = Some("device-7".into());
     conn.password = Some("s3cret".into());
@@ -214,16 +232,28 @@ fn express_accept_sets_user_groups_roles_and_reports_the_session_lifecycle() {
     assert_eq!(ev["mqtt"]["cleanStart"], true);
     assert_eq!(ev["mqtt"]["username"], "device-7");
     assert_eq!(ev["mqtt"]["password"], "czNjcmV0");
-    assert_eq!(ev["mqtt"]["userProperties"], serde_json::json!([{"name":"fw","value":"1.2.0"}]));
+    assert_eq!(
+        ev["mqtt"]["userProperties"],
+        serde_json::json!([{"name":"fw","value":"1.2.0"}])
+    );
     assert_eq!(ev["claims"]["sub"], serde_json::json!(["token-user"]));
-    assert_eq!(ev["claims"]["role"], serde_json::json!(["webpubsub.joinLeaveGroup"]));
+    assert_eq!(
+        ev["claims"]["role"],
+        serde_json::json!(["webpubsub.joinLeaveGroup"])
+    );
     assert_eq!(ev["queries"]["tenant"], serde_json::json!(["t1"]));
     assert!(ev["queries"].get("access_token").is_none(), "{ev}");
     assert_eq!(ev["subprotocols"], serde_json::json!(["mqtt"]));
     assert_eq!(ev["clientCertificates"], serde_json::json!([]));
-    let signature = ev["context"]["signature"].as_str().unwrap_or_default().to_owned();
+    let signature = ev["context"]["signature"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     for key in &b.keys {
-        assert!(signature_accepts(&signature, key, "acc-1"), "{signature} with one key");
+        assert!(
+            signature_accepts(&signature, key, "acc-1"),
+            "{signature} with one key"
+        );
     }
     let physical = ev["context"]["mqtt"]["physicalConnectionId"].clone();
     assert!(physical.as_str().is_some_and(|p| p.len() == 22), "{ev}");
@@ -243,7 +273,10 @@ fn express_accept_sets_user_groups_roles_and_reports_the_session_lifecycle() {
             got_ack = true;
         } else {
             let m = wire::publish_of(V5, &p);
-            assert_eq!((m.topic.as_str(), m.payload.as_slice()), ("upg", &b"hello"[..]));
+            assert_eq!(
+                (m.topic.as_str(), m.payload.as_slice()),
+                ("upg", &b"hello"[..])
+            );
             if m.qos > 0 {
                 c.send(&wire::puback(m.pkid));
             }
@@ -256,7 +289,12 @@ fn express_accept_sets_user_groups_roles_and_reports_the_session_lifecycle() {
     assert_eq!(ev["context"]["userId"], "up-user");
     assert_eq!(ev["context"]["states"]["tenant"], "t1");
     assert_eq!(ev["context"]["mqtt"]["physicalConnectionId"], physical);
-    assert!(ev["context"]["mqtt"]["sessionId"].as_str().is_some_and(|s| s.len() == 22), "{ev}");
+    assert!(
+        ev["context"]["mqtt"]["sessionId"]
+            .as_str()
+            .is_some_and(|s| s.len() == 22),
+        "{ev}"
+    );
 
     // A user event round trip carries the state too.
     let corr = {
@@ -264,12 +302,24 @@ fn express_accept_sets_user_groups_roles_and_reports_the_session_lifecycle() {
         p.extend_from_slice(&wire::prop_str(prop::CONTENT_TYPE, "text/plain"));
         p
     };
-    c.send(&wire::publish(V5, "$webpubsub/server/events/echo", b"ping", 1, false, 4, &corr));
+    c.send(&wire::publish(
+        V5,
+        "$webpubsub/server/events/echo",
+        b"ping",
+        1,
+        false,
+        4,
+        &corr,
+    ));
     let m = wire::publish_of(V5, &c.read_packet_skip_ping());
     assert_eq!(m.topic, "$webpubsub/server/events/echo/succeeded");
     assert_eq!(m.payload, b"echo:ping");
     assert_eq!(m.qos, 1);
-    assert!(m.props.contains(&(0x09, PropValue::Bin(vec![1, 2]))), "{:?}", m.props);
+    assert!(
+        m.props.contains(&(0x09, PropValue::Bin(vec![1, 2]))),
+        "{:?}",
+        m.props
+    );
     assert!(user_props(&m.props).contains(&("azure-status-code".into(), "200".into())));
     c.send(&wire::puback(m.pkid));
     assert_eq!(wire::ack(&c.read_packet_skip_ping()), (0x40, 4, 0));
@@ -294,7 +344,9 @@ fn express_accept_sets_user_groups_roles_and_reports_the_session_lifecycle() {
 
 #[test]
 fn express_rejections_and_bare_errors_map_to_connack_codes() {
-    let Some(up) = Upstream::express() else { return };
+    let Some(up) = Upstream::express() else {
+        return;
+    };
     let b = Broker::start_with(&handler_toml(&up.url("/upstream/{event}"), "", 5000));
     let token = b.token(HUB, None, &[], &[]);
 
@@ -305,7 +357,10 @@ fn express_rejections_and_bare_errors_map_to_connack_codes() {
         ack.prop(prop::REASON_STRING),
         Some(&PropValue::Str("bad device credentials".into()))
     );
-    assert_eq!(user_props(&ack.props), vec![("hint".into(), "rotate".into())]);
+    assert_eq!(
+        user_props(&ack.props),
+        vec![("hint".into(), "rotate".into())]
+    );
     c.expect_closed();
     // The same v5 code is invalid for 3.1.1 → 3; a 3.1.1 code 5 is passed through.
     let (_, ack) = connect(&b, true, Some(&token), "", Connect::v4("rej-135"));
@@ -314,7 +369,11 @@ fn express_rejections_and_bare_errors_map_to_connack_codes() {
     assert_eq!(ack.code, 5);
 
     // Bare HTTP errors without an MQTT body (§5.5).
-    for (id, v5, v4) in [("s401-a", 0x87, 5), ("s500-a", 0x80, 3), ("s400-a", 0x86, 4)] {
+    for (id, v5, v4) in [
+        ("s401-a", 0x87, 5),
+        ("s500-a", 0x80, 3),
+        ("s400-a", 0x86, 4),
+    ] {
         let (_, ack) = connect(&b, true, Some(&token), "", Connect::v5(id));
         assert_eq!(ack.code, v5, "{id} v5");
         assert_eq!(
@@ -327,7 +386,9 @@ fn express_rejections_and_bare_errors_map_to_connack_codes() {
     // A refused connect never produces connected/disconnected.
     thread::sleep(Duration::from_millis(300));
     assert!(
-        !up.events().iter().any(|e| e["event"] == "connected" || e["event"] == "disconnected"),
+        !up.events()
+            .iter()
+            .any(|e| e["event"] == "connected" || e["event"] == "disconnected"),
         "{:?}",
         up.events()
     );
@@ -360,7 +421,9 @@ fn unreachable_upstream_is_server_unavailable() {
 
 #[test]
 fn slow_upstream_times_out_while_other_clients_keep_working() {
-    let Some(up) = Upstream::express() else { return };
+    let Some(up) = Upstream::express() else {
+        return;
+    };
     // The express upstream answers `slow-*` after 5 s; the handler gives up after 2.
     let b = Broker::start_with(&handler_toml(&up.url("/upstream/{event}"), "", 2000));
     let token = b.token(HUB, None, &[], &[]);
@@ -368,8 +431,12 @@ fn slow_upstream_times_out_while_other_clients_keep_working() {
     let slow = {
         let (http, done, token) = (b.http, done.clone(), token.clone());
         thread::spawn(move || {
-            let mut raw = Raw::ws(http, &format!("/clients/mqtt/hubs/{HUB}?access_token={token}"), &[])
-                .unwrap_or_else(|(s, body)| panic!("upgrade refused: {s} {body}"));
+            let mut raw = Raw::ws(
+                http,
+                &format!("/clients/mqtt/hubs/{HUB}?access_token={token}"),
+                &[],
+            )
+            .unwrap_or_else(|(s, body)| panic!("upgrade refused: {s} {body}"));
             raw.send(&Connect::v5("slow-1").encode());
             let ack = wire::connack(V5, &raw.read_packet());
             done.store(true, Ordering::SeqCst);
@@ -380,9 +447,20 @@ fn slow_upstream_times_out_while_other_clients_keep_working() {
         e["context"]["connectionId"] == "slow-1"
     });
     // Both workers keep serving: clients on a hub with and without upstream connect and talk.
-    let pub_token = b.token(HUB, None, &["webpubsub.sendToGroup", "webpubsub.joinLeaveGroup"], &[]);
+    let pub_token = b.token(
+        HUB,
+        None,
+        &["webpubsub.sendToGroup", "webpubsub.joinLeaveGroup"],
+        &[],
+    );
     for i in 0..4 {
-        let (mut c, ack) = connect(&b, i % 2 == 0, Some(&pub_token), "", Connect::v4(&format!("fast-{i}")));
+        let (mut c, ack) = connect(
+            &b,
+            i % 2 == 0,
+            Some(&pub_token),
+            "",
+            Connect::v4(&format!("fast-{i}")),
+        );
         assert_eq!(ack.code, 0);
         c.send(&wire::subscribe(V4, 1, &[("g", 0)]));
         assert_eq!(wire::suback_codes(V4, &c.read_packet()), vec![0]);
@@ -425,7 +503,11 @@ fn body(req: &Value) -> Vec<u8> {
 #[test]
 fn raw_upstream_sees_exact_headers_and_bodies_and_user_event_mapping() {
     let up = Upstream::raw();
-    let b = Broker::start_with(&handler_toml(&up.url("/events/{hub}/{event}"), "getTime,bad", 5000));
+    let b = Broker::start_with(&handler_toml(
+        &up.url("/events/{hub}/{event}"),
+        "getTime,bad",
+        5000,
+    ));
     let token = b.token(HUB, Some("user0"), &[], &[]);
     let mut conn = Connect::v5("client1");
     conn.props = wire::prop_pair("fw", "1.2.0");
@@ -438,7 +520,11 @@ fn raw_upstream_sees_exact_headers_and_bodies_and_user_event_mapping() {
     assert_eq!(header(&opts, "ce-awpsversion"), ["1.0"]);
 
     let req = up.wait("connect", |e| e["path"] == "/events/chat/connect");
-    let expect_sig = format!("{},{}", sig(&b.keys[0], "client1"), sig(&b.keys[1], "client1"));
+    let expect_sig = format!(
+        "{},{}",
+        sig(&b.keys[0], "client1"),
+        sig(&b.keys[1], "client1")
+    );
     for (name, value) in [
         ("WebHook-Request-Origin", "hubmq.test"),
         ("Content-Type", "application/json; charset=utf-8"),
@@ -463,7 +549,10 @@ fn raw_upstream_sees_exact_headers_and_bodies_and_user_event_mapping() {
     assert!(header(&req, "ce-sessionId").is_empty());
     assert!(header(&req, "ce-connectionState").is_empty());
     let time = header(&req, "ce-time")[0];
-    assert!(time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T', "{time}");
+    assert!(
+        time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+        "{time}"
+    );
     let v: Value = serde_json::from_slice(&body(&req)).expect("connect body is JSON");
     assert_eq!(
         v["mqtt"],
@@ -489,16 +578,32 @@ fn raw_upstream_sees_exact_headers_and_bodies_and_user_event_mapping() {
     let mut props = vec![0x09, 0, 2, 1, 2];
     props.extend_from_slice(&wire::prop_str(prop::CONTENT_TYPE, "application/json"));
     props.extend_from_slice(&wire::prop_pair("trace", "abc"));
-    c.send(&wire::publish(V5, "$webpubsub/server/events/getTime", br#"{"tz":"UTC"}"#, 1, false, 7, &props));
+    c.send(&wire::publish(
+        V5,
+        "$webpubsub/server/events/getTime",
+        br#"{"tz":"UTC"}"#,
+        1,
+        false,
+        7,
+        &props,
+    ));
     let m = wire::publish_of(V5, &c.read_packet_skip_ping());
     assert_eq!(m.topic, "$webpubsub/server/events/getTime/succeeded");
     assert_eq!(m.payload, b"08:01:00");
     assert_eq!(m.qos, 1);
-    assert!(m.props.contains(&(prop::CONTENT_TYPE, PropValue::Str("text/plain".into()))));
+    assert!(m
+        .props
+        .contains(&(prop::CONTENT_TYPE, PropValue::Str("text/plain".into()))));
     assert!(m.props.contains(&(0x09, PropValue::Bin(vec![1, 2]))));
     let ups = user_props(&m.props);
-    assert!(ups.contains(&("served-by".into(), "node-3".into())), "{ups:?}");
-    assert!(ups.contains(&("azure-status-code".into(), "200".into())), "{ups:?}");
+    assert!(
+        ups.contains(&("served-by".into(), "node-3".into())),
+        "{ups:?}"
+    );
+    assert!(
+        ups.contains(&("azure-status-code".into(), "200".into())),
+        "{ups:?}"
+    );
     c.send(&wire::puback(m.pkid));
     assert_eq!(wire::ack(&c.read_packet_skip_ping()), (0x40, 7, 0));
     let req = up.wait("user event", |e| e["path"] == "/events/chat/getTime");
@@ -511,19 +616,43 @@ fn raw_upstream_sees_exact_headers_and_bodies_and_user_event_mapping() {
     assert_eq!(body(&req), br#"{"tz":"UTC"}"#);
 
     // §9.9: a failing event keeps the connection; no handler → 404; bad content type → 0x99.
-    c.send(&wire::publish(V5, "$webpubsub/server/events/bad", b"x", 0, false, 0, &[]));
+    c.send(&wire::publish(
+        V5,
+        "$webpubsub/server/events/bad",
+        b"x",
+        0,
+        false,
+        0,
+        &[],
+    ));
     let m = wire::publish_of(V5, &c.read_packet_skip_ping());
     assert_eq!(m.topic, "$webpubsub/server/events/bad/failed");
     assert_eq!(m.payload, b"unknown tz");
     assert!(user_props(&m.props).contains(&("azure-status-code".into(), "400".into())));
-    c.send(&wire::publish(V5, "$webpubsub/server/events/nobody", b"x", 1, false, 8, &[]));
+    c.send(&wire::publish(
+        V5,
+        "$webpubsub/server/events/nobody",
+        b"x",
+        1,
+        false,
+        8,
+        &[],
+    ));
     let m = wire::publish_of(V5, &c.read_packet_skip_ping());
     assert_eq!(m.topic, "$webpubsub/server/events/nobody/failed");
     assert!(user_props(&m.props).contains(&("azure-status-code".into(), "404".into())));
     c.send(&wire::puback(m.pkid));
     assert_eq!(wire::ack(&c.read_packet_skip_ping()), (0x40, 8, 0));
     let bad_ct = wire::prop_str(prop::CONTENT_TYPE, "not a mime type");
-    c.send(&wire::publish(V5, "$webpubsub/server/events/getTime", b"x", 1, false, 9, &bad_ct));
+    c.send(&wire::publish(
+        V5,
+        "$webpubsub/server/events/getTime",
+        b"x",
+        1,
+        false,
+        9,
+        &bad_ct,
+    ));
     assert_eq!(wire::ack(&c.read_packet_skip_ping()), (0x40, 9, 0x99));
 
     // A dropped link on an expiry-0 session → disconnected "connection lost", no packet.
@@ -534,9 +663,16 @@ fn raw_upstream_sees_exact_headers_and_bodies_and_user_event_mapping() {
         v,
         serde_json::json!({"reason":"connection lost","mqtt":{"initiatedByClient":false,"disconnectPacket":null}})
     );
-    assert_eq!(header(&req, "ce-type"), ["azure.webpubsub.sys.disconnected"]);
+    assert_eq!(
+        header(&req, "ce-type"),
+        ["azure.webpubsub.sys.disconnected"]
+    );
     assert_eq!(header(&req, "ce-userId"), ["u1"]);
     // Validation ran once for the URL.
-    let options = up.events().iter().filter(|e| e["method"] == "OPTIONS").count();
+    let options = up
+        .events()
+        .iter()
+        .filter(|e| e["method"] == "OPTIONS")
+        .count();
     assert_eq!(options, 1);
 }
