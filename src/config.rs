@@ -966,7 +966,9 @@ fn validate_url_template(url: &str) -> Result<(), String> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL (tunnel:// is not supported)"))?;
+        .ok_or_else(|| {
+            format!("{url:?} is not an http:// or https:// URL (tunnel:// is not supported)")
+        })?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     if authority.is_empty() {
         return Err(format!("{url:?} has no host"));
