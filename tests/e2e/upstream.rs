@@ -676,3 +676,62 @@ fn raw_upstream_sees_exact_headers_and_bodies_and_user_event_mapping() {
         .count();
     assert_eq!(options, 1);
 }
+
+#[test]
+fn persistent_sessions_get_connected_once_and_disconnected_only_when_they_end() {
+    let up = Upstream::raw();
+    let b = Broker::start_with(&handler_toml(&up.url("/e/{event}"), "", 5000));
+    let token = b.token(HUB, None, &[], &[]);
+    let count = |path: &str| up.events().iter().filter(|e| e["path"] == path).count();
+    let mut first = Connect::v5("p1");
+    first.clean = false;
+    first.props = wire::prop_u32(prop::SESSION_EXPIRY, 600);
+    let (c, ack) = connect(&b, false, Some(&token), "", first.clone());
+    assert_eq!((ack.code, ack.session_present), (0, false));
+    up.wait("connected", |e| e["path"] == "/e/connected");
+    drop(c);
+    // The link dropped but the session persists: a reconnect resumes it, with a new `connect`
+    // (ce-id 0 on the new physical connection) and no second `connected`.
+    let (c, ack) = connect(&b, false, Some(&token), "", first);
+    assert_eq!((ack.code, ack.session_present), (0, true));
+    wait_until("second connect", EVENT_DEADLINE, || {
+        count("/e/connect") == 2
+    });
+    let connects: Vec<Value> = up
+        .events()
+        .into_iter()
+        .filter(|e| e["path"] == "/e/connect")
+        .collect();
+    assert_eq!(header(&connects[1], "ce-id"), ["0"]);
+    assert_ne!(
+        header(&connects[0], "ce-physicalConnectionId"),
+        header(&connects[1], "ce-physicalConnectionId")
+    );
+    assert_eq!(count("/e/disconnected"), 0);
+    drop(c);
+    // Clean Start = 1 discards the stored session: `disconnected` for it, `connected` for the
+    // new one.
+    let (_c, ack) = connect(&b, false, Some(&token), "", Connect::v5("p1"));
+    assert_eq!((ack.code, ack.session_present), (0, false));
+    let req = up.wait("disconnected", |e| e["path"] == "/e/disconnected");
+    let v: Value = serde_json::from_slice(&body(&req)).expect("json");
+    // Whether the broker saw the dropped link before the new CONNECT is a race.
+    assert!(
+        v["reason"] == "connection lost" || v["reason"] == "session taken over",
+        "{v}"
+    );
+    assert_eq!(v["mqtt"]["initiatedByClient"], false);
+    wait_until("second connected", EVENT_DEADLINE, || {
+        count("/e/connected") == 2
+    });
+    let connected: Vec<Value> = up
+        .events()
+        .into_iter()
+        .filter(|e| e["path"] == "/e/connected")
+        .collect();
+    assert_ne!(
+        header(&connected[0], "ce-sessionId"),
+        header(&connected[1], "ce-sessionId"),
+        "a new session gets a new id"
+    );
+}
