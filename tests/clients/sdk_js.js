@@ -3,7 +3,7 @@
 // by the hubmq e2e tests (tests/e2e/rest.rs), with the same operation names and arguments as
 // sdk_py.py.
 //
-//   node sdk_js.js CONNECTION_STRING HUB OPERATION [JSON_ARGS]
+//   node sdk_js.js CONNECTION_STRING HUB OPERATION [JSON_ARGS]   (JSON_ARGS "-" or absent: stdin)
 //
 // Prints one JSON line: {"ok": true, "result": ...} or {"ok": false, "status": N, "error": "..."}.
 // Payloads: "json" (any JSON value: the SDK sends JSON.stringify of it), "text" (text/plain),
@@ -100,7 +100,8 @@ async function run(c, op, a) {
 
 async function main() {
   const [conn, hub, op, raw] = process.argv.slice(2);
-  const args = raw ? JSON.parse(raw) : {};
+  // Large payloads come on stdin: a command-line argument is limited in size.
+  const args = JSON.parse(raw && raw !== "-" ? raw : require("fs").readFileSync(0, "utf8"));
   // hubmq is often served over plain http (tests, loopback); the SDK refuses that by default.
   const client = new WebPubSubServiceClient(conn, hub, { allowInsecureConnection: true });
   try {

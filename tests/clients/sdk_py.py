@@ -2,7 +2,7 @@
 """One Web PubSub server-SDK operation through the official Python SDK
 (azure-messaging-webpubsubservice), driven by the hubmq e2e tests (tests/e2e/rest.rs).
 
-    python3 sdk_py.py CONNECTION_STRING HUB OPERATION [JSON_ARGS]
+    python3 sdk_py.py CONNECTION_STRING HUB OPERATION [JSON_ARGS]   (JSON_ARGS "-" or absent: stdin)
 
 Prints one JSON line: {"ok": true, "result": ...} or {"ok": false, "status": N, "error": "..."}.
 Message payloads: args "json" (any JSON value, sent as application/json), "text" (text/plain)
@@ -103,7 +103,9 @@ def run(c, op, a):
 
 def main():
     conn, hub, op = sys.argv[1], sys.argv[2], sys.argv[3]
-    args = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+    raw = sys.argv[4] if len(sys.argv) > 4 else "-"
+    # Large payloads come on stdin: a command-line argument is limited in size.
+    args = json.loads(sys.stdin.read() if raw == "-" else raw)
     client = WebPubSubServiceClient.from_connection_string(conn, hub=hub)
     try:
         result = run(client, op, args)

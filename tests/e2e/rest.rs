@@ -9,8 +9,9 @@
 //! the same (per-worker, first-in-first-out) command path, and every client's messages up to the
 //! fence must be exactly the expected ones.
 
+use std::io::Write as _;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason};
 use serde_json::{json, Value};
@@ -87,16 +88,24 @@ fn call_with(b: &Broker, sdk: Sdk, key: &str, hub: &str, op: &str, args: Value) 
         Sdk::Py => ("python3", "tests/clients/sdk_py.py"),
         Sdk::Js => ("node", "tests/clients/sdk_js.js"),
     };
+    // Arguments go through stdin: a 48 KiB payload in hex is too long for a command line.
     let out = tokio::task::block_in_place(|| {
-        Command::new(prog)
+        let mut child = Command::new(prog)
             .current_dir(root)
             .arg(script)
             .arg(connection_string(b, key))
             .arg(hub)
             .arg(op)
-            .arg(args.to_string())
+            .arg("-")
             .env("PYTHONWARNINGS", "ignore")
-            .output()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(args.to_string().as_bytes())?;
+        }
+        child.wait_with_output()
     })
     .unwrap_or_else(|e| panic!("{prog} {script}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -343,6 +352,26 @@ async fn rest_messages_carry_qos1_content_type_and_expiry() {
         (p.content_type.as_deref(), p.payload_format_indicator),
         (Some("application/octet-stream"), None)
     );
+    // A 48 KiB binary body (several TCP reads) arrives byte for byte, through both SDKs.
+    let big: Vec<u8> = (0..48 * 1024).map(|i| (i * 7 % 256) as u8).collect();
+    for sdk in BOTH {
+        ok(
+            &b,
+            sdk,
+            "send_connection",
+            json!({"conn": "c1", "hex": big.iter().map(|b| format!("{b:02x}")).collect::<String>()}),
+        );
+        let m = c.recv().await;
+        assert_eq!(
+            m.payload.len(),
+            big.len(),
+            "{sdk:?} {:?} {:?} {:?}",
+            m.topic,
+            &m.payload[..m.payload.len().min(16)],
+            m.properties
+        );
+        assert!(m.payload[..] == big[..], "{sdk:?}: payload changed");
+    }
 }
 
 async fn group_membership_changes(sdk: Sdk) {
@@ -760,6 +789,25 @@ fn raw_http_errors_have_status_code_and_error_body() {
         "",
     );
     assert_eq!(s, 400, "{text}");
+    // A client that waits for 100 Continue before sending its body.
+    {
+        let t = rest_token(&b, &format!("http://{host}/api/hubs/chat"));
+        let mut sock =
+            std::net::TcpStream::connect(host).unwrap_or_else(|e| panic!("connect: {e}"));
+        sock.set_read_timeout(Some(crate::harness::IO_DEADLINE))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let head = format!("POST /api/hubs/chat/:send?{v} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {t}\r\nContent-Type: text/plain\r\nExpect: 100-continue\r\nConnection: close\r\nContent-Length: 5\r\n\r\n");
+        std::io::Write::write_all(&mut sock, head.as_bytes())
+            .unwrap_or_else(|e| panic!("write: {e}"));
+        let mut first = [0u8; 25];
+        std::io::Read::read_exact(&mut sock, &mut first)
+            .unwrap_or_else(|e| panic!("read 100: {e}"));
+        assert_eq!(&first[..], b"HTTP/1.1 100 Continue\r\n\r\n");
+        std::io::Write::write_all(&mut sock, b"hello").unwrap_or_else(|e| panic!("write: {e}"));
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut sock, &mut text);
+        assert!(text.starts_with("HTTP/1.1 202"), "{text}");
+    }
     // A token for another hub: 403.
     let other = b.token_with(json!({"aud": format!("http://{host}/api/hubs/other"), "exp": crate::harness::now_secs() + 60}), &b.keys[0]);
     let r = format!("POST /api/hubs/chat/:send?{v} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAuthorization: Bearer {other}\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\nx");

@@ -172,7 +172,7 @@ fn render(head: &Head, r: Reply, close: bool) -> Vec<u8> {
 }
 
 /// Err(Some) = answer with this error and close; Err(None) = the peer went away.
-async fn read_body<S: AsyncReadRent>(
+async fn read_body<S: AsyncReadRent + AsyncWriteRent>(
     w: &Worker,
     s: &mut S,
     head: &Head,
@@ -206,6 +206,16 @@ async fn read_body<S: AsyncReadRent>(
                 max_body(w)
             ),
         )));
+    }
+    // curl and others hold a larger body back until told to go on (RFC 9110 §10.1.1).
+    let expects = head
+        .header("expect")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
+    if expects && buf.len() < len {
+        let (res, _) = s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()).await;
+        if res.is_err() {
+            return Err(None);
+        }
     }
     let deadline = std::time::Instant::now()
         + w.shared
