@@ -218,7 +218,7 @@ impl Worker {
                 };
                 let held = self
                     .with_slot(idx, |s| {
-                        edit_permission(s, *kind, *action, group.as_deref())
+                        edit_permission(&mut s.perms, *kind, *action, group.as_deref())
                     })
                     .unwrap_or(false);
                 RestReply {
@@ -401,15 +401,14 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// Grant / revoke / check one permission on a slot. Returns whether the permission is held
-/// after the operation (check: whether it is held).
+/// Grant / revoke / check one permission of a connection. Returns whether the permission is
+/// held after the operation (check: whether it is held).
 fn edit_permission(
-    s: &mut Slot,
+    p: &mut hubmq_core::perm::Permissions,
     kind: PermKind,
     action: PermAction,
     group: Option<&GroupShared>,
 ) -> bool {
-    let p = &mut s.perms;
     let (any, set) = match kind {
         PermKind::SendToGroup => (&mut p.send_any, &mut p.send),
         PermKind::JoinLeaveGroup => (&mut p.join_any, &mut p.join),
@@ -435,6 +434,48 @@ fn edit_permission(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn group(id: u32) -> GroupShared {
+        GroupShared {
+            id: GroupId(id),
+            name: Arc::from(format!("g{id}")),
+            interest: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    #[test]
+    fn grant_and_revoke_one_group_edit_the_bitset() {
+        let mut p = hubmq_core::perm::Permissions::default();
+        let (g, h) = (group(3), group(70));
+        let send = PermKind::SendToGroup;
+        assert!(!edit_permission(&mut p, send, PermAction::Check, Some(&g)));
+        assert!(edit_permission(&mut p, send, PermAction::Grant, Some(&g)));
+        assert!(p.can_send(g.id) && !p.can_send(h.id));
+        assert!(!p.can_join(g.id), "send grant does not allow joining");
+        assert!(!edit_permission(&mut p, send, PermAction::Revoke, Some(&g)));
+        assert!(!p.can_send(g.id));
+    }
+
+    #[test]
+    fn grant_without_target_means_every_group_and_revoke_clears_all() {
+        let mut p = hubmq_core::perm::Permissions::default();
+        let g = group(5);
+        let join = PermKind::JoinLeaveGroup;
+        edit_permission(&mut p, join, PermAction::Grant, Some(&g));
+        assert!(edit_permission(&mut p, join, PermAction::Grant, None));
+        assert!(p.join_any && p.can_join(GroupId(999)));
+        assert!(edit_permission(
+            &mut p,
+            join,
+            PermAction::Check,
+            Some(&group(42))
+        ));
+        assert!(!edit_permission(&mut p, join, PermAction::Revoke, None));
+        assert!(
+            !p.can_join(g.id),
+            "revoking all drops the specific grants too"
+        );
+    }
 
     #[test]
     fn truncate_cuts_at_char_boundary() {
