@@ -504,6 +504,39 @@ async fn group_membership_changes(sdk: Sdk) {
         list,
         json!([{"connectionId": "x1", "userId": "ux"}, {"connectionId": "y1", "userId": "uy"}])
     );
+    // Paging: one per page, the nextLink (signed as its own aud, as the SDKs do) gives the rest.
+    let page = |url: &str| -> Value {
+        let host = b.http;
+        let path = url
+            .split_once(&host.to_string())
+            .map_or(url, |x| x.1)
+            .to_owned();
+        let t = rest_token(&b, url);
+        let r = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {t}\r\nConnection: close\r\n\r\n");
+        let (status, text) = tokio::task::block_in_place(|| http_request(host, &r));
+        assert_eq!(status, 200, "{text}");
+        let body = text.split_once("\r\n\r\n").map_or("", |x| x.1);
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"))
+    };
+    let p1 = page(&format!(
+        "http://{}/api/hubs/chat/groups/l/connections?api-version=2024-12-01&maxpagesize=1",
+        b.http
+    ));
+    assert_eq!(
+        p1["value"],
+        json!([{"connectionId": "x1", "userId": "ux"}]),
+        "{p1}"
+    );
+    let next = p1["nextLink"].as_str().unwrap_or_default().to_owned();
+    let p2 = page(&next);
+    assert_eq!(
+        p2["value"],
+        json!([{"connectionId": "y1", "userId": "uy"}]),
+        "{p2}"
+    );
+    assert!(p2.get("nextLink").is_none(), "{p2}");
+    let first = ok(&b, sdk, "list_connections", json!({"group": "l", "top": 1}));
+    assert_eq!(first, json!([{"connectionId": "x1", "userId": "ux"}]));
     let v = call_with(
         &b,
         sdk,

@@ -367,7 +367,7 @@ pub async fn run(
             }
         }
         Route::GenerateToken => generate_token(w, head, q, hub_name, scheme),
-        Route::ListGroupConnections(group) => list_group(w, head, q, hub, &group).await,
+        Route::ListGroupConnections(group) => list_group(w, head, q, hub, &group, scheme).await,
     }
 }
 
@@ -458,6 +458,7 @@ async fn list_group(
     q: &Query,
     hub: HubId,
     group: &str,
+    scheme: &str,
 ) -> Result<Reply, ApiError> {
     let page = q.int("maxpagesize", 1, 200, Some(200))?.unwrap_or(200) as usize;
     let top = q
@@ -505,7 +506,7 @@ async fn list_group(
         let last = &rest[take - 1].0;
         let host = head.header("host").unwrap_or("localhost");
         let mut link = format!(
-            "http://{host}{}?api-version={}&maxpagesize={page}&continuationToken={}",
+            "{scheme}://{host}{}?api-version={}&maxpagesize={page}&continuationToken={}",
             head.raw_path,
             q.first("api-version").unwrap_or_default(),
             hex(last)
