@@ -493,8 +493,10 @@ mod tests {
 
     #[test]
     fn expired_messages_are_refused_and_skipped_in_queue() {
-        let mut props = PublishProps::default();
-        props.message_expiry = Some(1);
+        let props = PublishProps {
+            message_expiry: Some(1),
+            ..PublishProps::default()
+        };
         let m = Arc::new(Message::new(
             "g".into(),
             Bytes::new(),

@@ -389,10 +389,8 @@ fn upgrade(
             // Kept only where an upstream `connect` event may need it.
             if let Some(u) = &w.shared.upstream {
                 if u.hub(&hub.to_ascii_lowercase()).is_some() {
-                    let info = crate::auth::UpgradeInfo::from_head(
-                        head,
-                        up.offered_subprotocols.clone(),
-                    );
+                    let info =
+                        crate::auth::UpgradeInfo::from_head(head, up.offered_subprotocols.clone());
                     id.upgrade = Some(Arc::new(info));
                 }
             }
