@@ -652,53 +652,11 @@ impl Worker {
                 continue;
             }
             let qos = msg.qos.min(opts.qos);
-            let conn = slot.conn.as_ref();
-            if qos == QoS::AtMostOnce {
-                // QoS 0 skips the session entirely: online → queue, offline → gone.
-                match conn {
-                    Some(conn) if conn.out_bytes.get() <= limits.outbound_queue_bytes => {
-                        conn.out_bytes.set(conn.out_bytes.get() + msg.cost());
-                        conn.push(Out::Item(OutItem::Publish {
-                            msg: msg.clone(),
-                            qos,
-                            pkid: 0,
-                            dup: false,
-                        }));
-                    }
-                    Some(_) => c.dropped[DropReason::QueueFull.index()] += 1,
-                    None => c.dropped[DropReason::NoSession.index()] += 1,
-                }
-                continue;
-            }
-            scratch.clear();
-            match slot
-                .session
-                .offer(msg.clone(), qos, conn.is_some(), now, limits, scratch)
-            {
-                Ok(()) => {
-                    if let Some(conn) = conn {
-                        push_items(conn, scratch, msg.cost());
-                    }
-                }
-                Err(Refused::QueueFull) => {
-                    c.dropped[DropReason::SessionQueueFull.index()] += 1;
-                    if let Some(conn) = conn {
-                        slow.push(conn.clone());
-                    }
-                }
-                Err(Refused::Expired) => c.dropped[DropReason::Expired.index()] += 1,
-                Err(Refused::Offline) => c.dropped[DropReason::NoSession.index()] += 1,
-            }
+            offer_to_slot(slot, msg, qos, now, limits, &mut c, scratch, &mut slow);
         }
         drop(c);
         drop(st);
-        for conn in slow {
-            tracing::info!(
-                conn = conn.id,
-                "slow consumer disconnected: session queue full"
-            );
-            conn.disconnect(ReasonCode::QuotaExceeded, Some("session queue full"));
-        }
+        disconnect_slow(slow);
     }
 
     /// Runs a session method that may produce output and sends it to the connection.
@@ -909,6 +867,70 @@ fn disconnect_reason(server: Option<ReasonCode>, will: bool) -> DisconnectReason
         Some(_) => DisconnectReason::ProtocolError,
         None if will => DisconnectReason::PeerClosed,
         None => DisconnectReason::Client,
+    }
+}
+
+/// One delivery of `msg` at `qos` to a session — the rules shared by group fan-out and server
+/// messages. QoS 0 skips the session: online → the connection queue (dropped past
+/// `outbound_queue_bytes`), offline → gone. QoS 1/2 go through the session window and queue;
+/// an online session whose queue overflowed is pushed on `slow`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn offer_to_slot(
+    slot: &mut Slot,
+    msg: &Arc<Message>,
+    qos: QoS,
+    now: u64,
+    limits: &hubmq_core::limits::Limits,
+    c: &mut CoreCounters,
+    scratch: &mut Vec<OutItem>,
+    slow: &mut Vec<Rc<ConnHandle>>,
+) {
+    let conn = slot.conn.as_ref();
+    if qos == QoS::AtMostOnce {
+        match conn {
+            Some(conn) if conn.out_bytes.get() <= limits.outbound_queue_bytes => {
+                conn.out_bytes.set(conn.out_bytes.get() + msg.cost());
+                conn.push(Out::Item(OutItem::Publish {
+                    msg: msg.clone(),
+                    qos,
+                    pkid: 0,
+                    dup: false,
+                }));
+            }
+            Some(_) => c.dropped[DropReason::QueueFull.index()] += 1,
+            None => c.dropped[DropReason::NoSession.index()] += 1,
+        }
+        return;
+    }
+    scratch.clear();
+    match slot
+        .session
+        .offer(msg.clone(), qos, conn.is_some(), now, limits, scratch)
+    {
+        Ok(()) => {
+            if let Some(conn) = conn {
+                push_items(conn, scratch, msg.cost());
+            }
+        }
+        Err(Refused::QueueFull) => {
+            c.dropped[DropReason::SessionQueueFull.index()] += 1;
+            if let Some(conn) = conn {
+                slow.push(conn.clone());
+            }
+        }
+        Err(Refused::Expired) => c.dropped[DropReason::Expired.index()] += 1,
+        Err(Refused::Offline) => c.dropped[DropReason::NoSession.index()] += 1,
+    }
+}
+
+/// Disconnects consumers whose session queue overflowed (v5 0x97), after the state borrow.
+pub(crate) fn disconnect_slow(slow: Vec<Rc<ConnHandle>>) {
+    for conn in slow {
+        tracing::info!(
+            conn = conn.id,
+            "slow consumer disconnected: session queue full"
+        );
+        conn.disconnect(ReasonCode::QuotaExceeded, Some("session queue full"));
     }
 }
 

@@ -14,11 +14,10 @@ use hubmq_core::ids::{GroupId, HubId, SessionIdx, WorkerId};
 use hubmq_core::message::Message;
 use hubmq_core::mqtt::{QoS, ReasonCode};
 use hubmq_core::odata::{Filter, FilterTarget, GroupView};
-use hubmq_core::session::{OutItem, Refused, SubOpts};
-use hubmq_metrics::DropReason;
+use hubmq_core::session::{OutItem, SubOpts};
 
 use crate::registry::GroupShared;
-use crate::worker::{push_items, ConnHandle, LocalGroup, Out, Slot, Worker};
+use crate::worker::{disconnect_slow, offer_to_slot, ConnHandle, LocalGroup, Slot, Worker};
 use crate::xcore::Command;
 
 use super::route::{PermAction, PermKind};
@@ -322,48 +321,11 @@ impl Worker {
             let Some(slot) = st.slots.get_mut(idx.0 as usize).and_then(|s| s.as_mut()) else {
                 continue;
             };
-            let conn = slot.conn.clone();
-            if qos == QoS::AtMostOnce {
-                match &conn {
-                    Some(conn) if conn.out_bytes.get() <= limits.outbound_queue_bytes => {
-                        conn.out_bytes.set(conn.out_bytes.get() + msg.cost());
-                        conn.push(Out::Item(OutItem::Publish {
-                            msg: msg.clone(),
-                            qos,
-                            pkid: 0,
-                            dup: false,
-                        }));
-                    }
-                    Some(_) => c.dropped[DropReason::QueueFull.index()] += 1,
-                    None => c.dropped[DropReason::NoSession.index()] += 1,
-                }
-                continue;
-            }
-            scratch.clear();
-            match slot
-                .session
-                .offer(msg.clone(), qos, conn.is_some(), now, limits, &mut scratch)
-            {
-                Ok(()) => {
-                    if let Some(conn) = &conn {
-                        push_items(conn, &mut scratch, msg.cost());
-                    }
-                }
-                Err(Refused::QueueFull) => {
-                    c.dropped[DropReason::SessionQueueFull.index()] += 1;
-                    if let Some(conn) = conn {
-                        slow.push(conn);
-                    }
-                }
-                Err(Refused::Expired) => c.dropped[DropReason::Expired.index()] += 1,
-                Err(Refused::Offline) => c.dropped[DropReason::NoSession.index()] += 1,
-            }
+            offer_to_slot(slot, msg, qos, now, limits, &mut c, &mut scratch, &mut slow);
         }
         drop(c);
         drop(st);
-        for conn in slow {
-            conn.disconnect(ReasonCode::QuotaExceeded, Some("session queue full"));
-        }
+        disconnect_slow(slow);
     }
 
     /// Ends a session from REST: the session is discarded, not kept for a reconnect
