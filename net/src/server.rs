@@ -151,20 +151,13 @@ pub fn start(mut settings: Settings) -> io::Result<Server> {
 }
 
 fn worker_main(id: WorkerId, shared: Arc<Shared>, barrier: Arc<Barrier>, failed: Arc<AtomicUsize>) {
-    let rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-        .enable_timer()
-        .build();
-    let mut rt = match rt {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(worker = id.0, error = %e, "cannot build runtime");
-            failed.fetch_add(1, Ordering::AcqRel);
-            barrier.wait();
-            return;
-        }
-    };
-    rt.block_on(async move {
-        let driver = if monoio::utils::detect_uring() {
+    // `HUBMQ_IO_DRIVER=epoll` forces the epoll driver: valgrind (the callgrind benchmark) does
+    // not model io_uring completions, and some sandboxes forbid io_uring outright.
+    let force_epoll =
+        std::env::var("HUBMQ_IO_DRIVER").is_ok_and(|v| v.eq_ignore_ascii_case("epoll"));
+    let (barrier_on_error, failed_on_error) = (barrier.clone(), failed.clone());
+    let body = async move {
+        let driver = if !force_epoll && monoio::utils::detect_uring() {
             "io_uring"
         } else {
             "epoll"
@@ -195,7 +188,23 @@ fn worker_main(id: WorkerId, shared: Arc<Shared>, barrier: Arc<Barrier>, failed:
         }
         // The command task ends only when the mesh is dropped; shutdown is signalled through it.
         let _ = cmd.await;
-    });
+    };
+    let built = if force_epoll {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .map(|mut rt| rt.block_on(body))
+    } else {
+        monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .enable_timer()
+            .build()
+            .map(|mut rt| rt.block_on(body))
+    };
+    if let Err(e) = built {
+        tracing::error!(worker = id.0, error = %e, "cannot build runtime");
+        failed_on_error.fetch_add(1, Ordering::AcqRel);
+        barrier_on_error.wait();
+    }
 }
 
 async fn accept_loop(
