@@ -1029,8 +1029,13 @@ impl Reader {
         for f in &s.filters {
             let rc = match check_filter(&f.path, w.limits().max_topic_len) {
                 Err(rc) => Err(rc),
-                // Server messages arrive without a subscription; subscribing is accepted.
-                Ok(FilterKind::ServerMessages) => Ok(f.qos),
+                // Server messages arrive at QoS 1 without any subscription; subscribing to
+                // their topic sets the maximum QoS they are delivered at (webpubsub-rest.md §5).
+                Ok(FilterKind::ServerMessages) => {
+                    let qos = f.qos.min(QoS::AtLeastOnce);
+                    w.with_slot(idx, |s| s.server_qos = qos);
+                    Ok(qos)
+                }
                 Ok(FilterKind::Group(name)) => {
                     let g = w.group(hub, name);
                     let ok = w
@@ -1074,7 +1079,10 @@ impl Reader {
         for f in &u.filters {
             let rc = match check_filter(f, w.limits().max_topic_len) {
                 Err(rc) => rc,
-                Ok(FilterKind::ServerMessages) => ReasonCode::Success,
+                Ok(FilterKind::ServerMessages) => {
+                    w.with_slot(idx, |s| s.server_qos = QoS::AtLeastOnce);
+                    ReasonCode::Success
+                }
                 Ok(FilterKind::Group(name)) => match w.find_group(hub, name) {
                     None => ReasonCode::NoSubscriptionExisted,
                     Some(g) => {

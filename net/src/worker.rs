@@ -174,6 +174,9 @@ pub struct Slot {
     pub pending_will: Option<(Arc<Message>, Arc<GroupShared>, u64)>,
     /// Upstream event data; `None` when the hub has no event handlers (or the session moved).
     pub up: Option<Box<crate::upstream::SessionUp>>,
+    /// QoS of server messages (`$webpubsub/server/messages`): 1 unless the client subscribed
+    /// to that topic explicitly with a lower maximum.
+    pub server_qos: QoS,
 }
 
 /// This worker's part of a group: local subscribers with their options.
@@ -385,6 +388,7 @@ impl Worker {
             will: None,
             pending_will: None,
             up,
+            server_qos: QoS::AtLeastOnce,
         };
         let idx = match st.free.pop() {
             Some(i) => {

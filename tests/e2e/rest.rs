@@ -863,3 +863,49 @@ fn raw_http_errors_have_status_code_and_error_body() {
         "second answer on the same connection: {text}"
     );
 }
+
+/// Server messages arrive at QoS 1 without a subscription; an explicit subscription to
+/// `$webpubsub/server/messages` lowers their QoS, and unsubscribing restores QoS 1.
+#[test]
+fn server_messages_qos_follows_an_explicit_subscription() {
+    use crate::wire::{self, Connect, V5 as P5};
+    let b = Broker::start();
+    let t = b.token("chat", None, &[], &[]);
+    let mut c = b.raw(false, "chat", Some(&t), Connect::v5("sm-client"));
+    let host = b.http;
+    let send = |text: &str| {
+        let url = format!(
+            "http://{host}/api/hubs/chat/connections/sm-client/:send?api-version=2024-12-01"
+        );
+        let r = format!(
+            "POST /api/hubs/chat/connections/sm-client/:send?api-version=2024-12-01 HTTP/1.1\r\n\
+             Host: {host}\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}",
+            rest_token(&b, &url),
+            text.len()
+        );
+        let (status, body) = http_request(host, &r);
+        assert_eq!(status, 202, "{body}");
+    };
+    let topic = "$webpubsub/server/messages";
+
+    send("default");
+    let p = wire::publish_of(P5, &c.read_packet());
+    assert_eq!(
+        (p.topic.as_str(), p.qos, &p.payload[..]),
+        (topic, 1, &b"default"[..])
+    );
+    c.send(&wire::puback(p.pkid));
+
+    c.send(&wire::subscribe(P5, 1, &[(topic, 0)]));
+    assert_eq!(wire::suback_codes(P5, &c.read_packet()), vec![0]);
+    send("lowered");
+    let p = wire::publish_of(P5, &c.read_packet());
+    assert_eq!((p.qos, &p.payload[..]), (0, &b"lowered"[..]));
+
+    c.send(&wire::unsubscribe(P5, 2, &[topic]));
+    let _unsuback = c.read_packet();
+    send("restored");
+    let p = wire::publish_of(P5, &c.read_packet());
+    assert_eq!((p.qos, &p.payload[..]), (1, &b"restored"[..]));
+}

@@ -279,8 +279,12 @@ impl Worker {
             Target::Connection(c) => st
                 .by_key
                 .get(&(sel.hub, c.clone()))
-                .filter(|idx| slot_at(**idx).is_some_and(pass))
-                .map(|idx| vec![(*idx, QoS::AtLeastOnce)])
+                .and_then(|idx| {
+                    slot_at(*idx)
+                        .filter(|s| pass(s))
+                        .map(|s| (*idx, s.server_qos))
+                })
+                .map(|picked| vec![picked])
                 .unwrap_or_default(),
             Target::Group(g) => st
                 .groups
@@ -303,7 +307,7 @@ impl Worker {
                     _ => true,
                 })
                 .filter(|(_, s)| pass(s))
-                .map(|(idx, _)| (idx, QoS::AtLeastOnce))
+                .map(|(idx, s)| (idx, s.server_qos))
                 .collect(),
         }
     }
