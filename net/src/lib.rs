@@ -18,6 +18,7 @@ mod settings;
 pub mod tls;
 pub mod upstream;
 mod worker;
+mod writer;
 pub mod ws;
 mod xcore;
 
