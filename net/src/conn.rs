@@ -30,18 +30,33 @@ use crate::ws::{self, WsDecoder, WsEvent};
 use hubmq_metrics::{ConnectOutcome, DropReason, UpstreamEvent};
 
 /// Reads more bytes into the spare capacity of `buf` (monoio reads fill from the start of the
-/// buffer it is given, so hand it the tail slice).
+/// buffer it is given, so hand it the tail slice). Used for HTTP heads and bodies.
 pub async fn read_more<R: AsyncReadRent>(
     r: &mut R,
-    mut buf: BytesMut,
+    buf: BytesMut,
 ) -> (io::Result<usize>, BytesMut) {
-    if buf.capacity() - buf.len() < 4096 {
-        buf.reserve(16 * 1024);
+    read_into(r, buf, 16 * 1024).await
+}
+
+/// Like `read_more`, offering the kernel at least `want / 2` and growing by `want` when less
+/// is spare. MQTT connections pass an adaptive `want`: an idle connection keeps a small buffer
+/// parked in the kernel (its read is always pending), a busy one a large one.
+async fn read_into<R: AsyncReadRent>(
+    r: &mut R,
+    mut buf: BytesMut,
+    want: usize,
+) -> (io::Result<usize>, BytesMut) {
+    if buf.capacity() - buf.len() < want / 2 {
+        buf.reserve(want);
     }
     let len = buf.len();
     let (res, slice) = r.read(monoio::buf::IoBufMut::slice_mut(buf, len..)).await;
     (res, slice.into_inner())
 }
+
+/// Smallest and largest read size of an MQTT connection (see `Reader::read_size`).
+const READ_MIN: usize = 1024;
+const READ_MAX: usize = 64 * 1024;
 
 /// Why the reader stopped; decides whether the will is published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +107,7 @@ pub async fn run<S>(
             .then(|| WsDecoder::new(2 * w.limits().max_packet_size as usize + 64)),
         mqtt_rx: BytesMut::new(),
         deadline: Instant::now() + w.shared.settings.connect_timeout,
+        read_size: READ_MIN,
         version: None,
         client_disconnect: None,
     };
@@ -169,6 +185,8 @@ struct Reader {
     /// MQTT bytes unwrapped from WebSocket frames (unused on TCP, where `rx` is the stream).
     mqtt_rx: BytesMut,
     deadline: Instant,
+    /// Bytes offered to the next read; adapts between `READ_MIN` and `READ_MAX`.
+    read_size: usize,
     version: Option<ProtocolVersion>,
     /// The client's DISCONNECT, if it sent one (for the upstream `disconnected` event).
     client_disconnect: Option<mqtt::Disconnect>,
@@ -207,9 +225,15 @@ impl Reader {
             }
             let remaining = self.deadline - now;
             let h = self.h.clone();
+            if rx.is_empty() && rx.capacity() > 2 * self.read_size {
+                // A burst is over: give the big buffer back instead of parking it in the
+                // kernel for as long as the connection idles.
+                rx = BytesMut::new();
+            }
             let buf = std::mem::take(&mut rx);
+            let offered = (buf.capacity() - buf.len()).max(self.read_size / 2);
             let got = monoio::select! {
-                res = monoio::time::timeout(remaining, read_more(r, buf)) => Some(res),
+                res = monoio::time::timeout(remaining, read_into(r, buf, self.read_size)) => Some(res),
                 _ = h.kill.wait() => None,
             };
             match got {
@@ -217,6 +241,14 @@ impl Reader {
                 Some(Err(_)) => return self.timeout(),
                 Some(Ok((Ok(0), _))) | Some(Ok((Err(_), _))) => return End::WithWill,
                 Some(Ok((Ok(n), b))) => {
+                    // Grow while reads fill what was offered; shrink when they stay small.
+                    self.read_size = if n >= offered {
+                        (self.read_size * 2).min(READ_MAX)
+                    } else if n < self.read_size / 8 {
+                        (self.read_size / 2).max(READ_MIN)
+                    } else {
+                        self.read_size
+                    };
                     rx = b;
                     self.w.counters.borrow_mut().bytes_received += n as u64;
                     self.touch();
@@ -388,7 +420,9 @@ impl Reader {
         let active = match &mut self.phase {
             Phase::AwaitConnect => {
                 return match p {
-                    Packet::Connect(c) => self.on_connect(c).await,
+                    // Boxed: the CONNECT path (token checks, upstream call, takeover) is large
+                    // and runs once; inlining it would grow every idle connection's future.
+                    Packet::Connect(c) => Box::pin(self.on_connect(c)).await,
                     _ => Err(Stop::err(
                         ReasonCode::ProtocolError,
                         "first packet must be CONNECT",
@@ -831,7 +865,8 @@ impl Reader {
             Ok(TopicKind::Group(g)) => g,
             Ok(TopicKind::UserEvent(name)) => {
                 let name = name.to_owned();
-                return self.on_user_event(idx, name, p).await;
+                // Boxed for the same reason as on_connect: rare and large.
+                return Box::pin(self.on_user_event(idx, name, p)).await;
             }
             Err(rc) => {
                 w.counters.borrow_mut().dropped[DropReason::Denied.index()] += 1;

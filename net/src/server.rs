@@ -241,26 +241,44 @@ async fn accept_loop(
         let kind = spec.kind;
         monoio::spawn(async move {
             w.connections.set(w.connections.get() + 1);
+            // Each branch is boxed so the task stores only the future of the branch taken
+            // (a plain TCP connection does not pay for the TLS + HTTP state).
             match (kind, acceptor) {
                 (ListenerKind::Tcp, _) => {
-                    conn::run(w.clone(), stream, Transport::Tcp, BytesMut::new(), None).await
+                    Box::pin(conn::run(
+                        w.clone(),
+                        stream,
+                        Transport::Tcp,
+                        BytesMut::new(),
+                        None,
+                    ))
+                    .await
                 }
-                (ListenerKind::Http, _) => serve_http(w.clone(), stream, false).await,
-                (_, Some(acc)) => {
-                    let timeout = w.shared.settings.connect_timeout;
-                    match monoio::time::timeout(timeout, acc.accept(stream)).await {
-                        Ok(Ok(tls)) if kind == ListenerKind::Tls => {
-                            conn::run(w.clone(), tls, Transport::Tls, BytesMut::new(), None).await
-                        }
-                        Ok(Ok(tls)) => serve_http(w.clone(), tls, true).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                }
+                (ListenerKind::Http, _) => Box::pin(serve_http(w.clone(), stream, false)).await,
+                (_, Some(acc)) => Box::pin(serve_tls(w.clone(), acc, stream, kind, peer)).await,
                 (_, None) => tracing::error!("TLS listener without TLS configuration"),
             }
             w.connections.set(w.connections.get() - 1);
         });
+    }
+}
+
+/// TLS handshake (bounded by the connect timeout), then MQTT (`tls`) or HTTP (`https`).
+async fn serve_tls(
+    w: Rc<Worker>,
+    acc: monoio_rustls::TlsAcceptor,
+    stream: monoio::net::TcpStream,
+    kind: ListenerKind,
+    peer: SocketAddr,
+) {
+    let timeout = w.shared.settings.connect_timeout;
+    match monoio::time::timeout(timeout, acc.accept(stream)).await {
+        Ok(Ok(tls)) if kind == ListenerKind::Tls => {
+            conn::run(w.clone(), tls, Transport::Tls, BytesMut::new(), None).await
+        }
+        Ok(Ok(tls)) => serve_http(w.clone(), tls, true).await,
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }
 }
 

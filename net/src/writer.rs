@@ -20,7 +20,8 @@ use crate::ws;
 /// WebSocket frame on WS), writes it, repeats. Ends after `Out::Close` or a write error.
 pub(crate) async fn write_loop<W: AsyncWriteRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut io: W) {
     let ws = h.transport.is_ws();
-    let mut wire = BytesMut::with_capacity(8 * 1024);
+    // Allocated on first use and released after large batches: idle connections hold none.
+    let mut wire = BytesMut::new();
     let mut body = BytesMut::new();
     loop {
         if h.out.borrow().is_empty() {
@@ -78,6 +79,12 @@ pub(crate) async fn write_loop<W: AsyncWriteRent>(w: Rc<Worker>, h: Rc<ConnHandl
             let (res, buf) = io.write_all(wire).await;
             wire = buf;
             wire.clear();
+            if wire.capacity() > 64 * 1024 {
+                wire = BytesMut::new();
+            }
+            if body.capacity() > 64 * 1024 {
+                body = BytesMut::new();
+            }
             if res.is_err() {
                 h.closing.set(true);
                 h.kill.notify();
