@@ -107,6 +107,20 @@ pub struct Listener {
     /// Serve this Event Grid namespace instead of Web PubSub hubs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// PEM CA certificate(s) that client certificates must chain to (https / tls only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<PathBuf>,
+    /// Mutual TLS: ask for (`optional`) or demand (`required`) a client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<ClientAuth>,
+}
+
+/// Whether a TLS listener asks clients for a certificate (needs `client_ca`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    Optional,
+    Required,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -415,6 +429,8 @@ fn default_listeners() -> Vec<Listener> {
         cert: None,
         key: None,
         namespace: None,
+        client_ca: None,
+        client_auth: None,
     };
     vec![
         plain(ListenerKind::Http, "0.0.0.0:8080"),
@@ -507,7 +523,11 @@ impl Config {
             }
         };
         for l in &mut self.listeners {
-            l.cert.iter_mut().chain(l.key.iter_mut()).for_each(join);
+            l.cert
+                .iter_mut()
+                .chain(l.key.iter_mut())
+                .chain(l.client_ca.iter_mut())
+                .for_each(join);
         }
         self.auth.access_key_files.iter_mut().for_each(join);
         self.auth.jwt_public_key_files.iter_mut().for_each(join);
@@ -672,6 +692,33 @@ impl Config {
                         l.kind.as_str()
                     ),
                 ));
+            }
+            match (&l.client_ca, l.client_auth) {
+                (None, None) => {}
+                _ if !l.kind.is_tls() => {
+                    return Err((
+                        format!("{key}.client_auth"),
+                        format!(
+                            "only https and tls listeners take client certificates, this one is {}",
+                            l.kind.as_str()
+                        ),
+                    ))
+                }
+                (Some(ca), Some(_)) => {
+                    read_pem(ca).map_err(|reason| (format!("{key}.client_ca"), reason))?;
+                }
+                (None, Some(_)) => {
+                    return Err((
+                        format!("{key}.client_ca"),
+                        "required when client_auth is set".into(),
+                    ))
+                }
+                (Some(_), None) => {
+                    return Err((
+                        format!("{key}.client_auth"),
+                        "required when client_ca is set (\"optional\" or \"required\")".into(),
+                    ))
+                }
             }
             if let Some(ns) = &l.namespace {
                 if !self.has_eventgrid_namespace(ns) {

@@ -190,14 +190,25 @@ fn settings_from(config: &Config, exporter: hubmq_metrics::Exporter) -> anyhow::
             config::ListenerKind::Tcp => ListenerKind::Tcp,
             config::ListenerKind::Tls => ListenerKind::Tls,
         };
-        let tls = match (&l.cert, &l.key) {
-            (Some(c), Some(k)) if l.kind.is_tls() => Some(hubmq_net::tls::server_config(c, k)?),
-            _ => None,
+        let (tls, client_auth) = match (&l.cert, &l.key, &l.client_ca, l.client_auth) {
+            (Some(c), Some(k), Some(ca), Some(mode)) if l.kind.is_tls() => {
+                let mode = match mode {
+                    config::ClientAuth::Optional => hubmq_net::tls::ClientAuthMode::Optional,
+                    config::ClientAuth::Required => hubmq_net::tls::ClientAuthMode::Required,
+                };
+                let (cfg, auth) = hubmq_net::tls::server_config_with_client_auth(c, k, ca, mode)?;
+                (Some(cfg), Some(auth))
+            }
+            (Some(c), Some(k), _, _) if l.kind.is_tls() => {
+                (Some(hubmq_net::tls::server_config(c, k)?), None)
+            }
+            _ => (None, None),
         };
         listeners.push(ListenerSpec {
             kind,
             addr: l.bind,
             tls,
+            client_auth,
         });
     }
     let l = &config.limits;

@@ -83,13 +83,15 @@ struct Active {
 }
 
 /// Runs an MQTT connection to the end. `rx` holds bytes already read (after an HTTP upgrade),
-/// `pre` the identity established at the upgrade (WebSocket) or None (TCP/TLS: from CONNECT).
+/// `pre` the identity established at the upgrade (WebSocket) or None (TCP/TLS: from CONNECT),
+/// `client_certs` the chain a mutual-TLS client presented (DER, leaf first; usually empty).
 pub async fn run<S>(
     w: Rc<Worker>,
     stream: S,
     transport: Transport,
     rx: BytesMut,
     pre: Option<Identity>,
+    client_certs: Vec<Vec<u8>>,
 ) where
     S: AsyncReadRent + AsyncWriteRent + monoio::io::Split + 'static,
 {
@@ -102,6 +104,7 @@ pub async fn run<S>(
         h: h.clone(),
         phase: Phase::AwaitConnect,
         pre,
+        client_certs,
         ws: transport
             .is_ws()
             .then(|| WsDecoder::new(2 * w.limits().max_packet_size as usize + 64)),
@@ -181,6 +184,8 @@ struct Reader {
     h: Rc<ConnHandle>,
     phase: Phase,
     pre: Option<Identity>,
+    /// The client's TLS certificate chain, for the upstream `connect` event; taken there.
+    client_certs: Vec<Vec<u8>>,
     ws: Option<WsDecoder>,
     /// MQTT bytes unwrapped from WebSocket frames (unused on TCP, where `rx` is the stream).
     mqtt_rx: BytesMut,
@@ -548,13 +553,13 @@ impl Reader {
     async fn connect_event(
         &self,
         u: &Arc<upstream::Upstream>,
-        hub_lower: &str,
         physical_id: &str,
         c: &Connect,
         n: &hubmq_core::connect::Negotiated,
         identity: &Identity,
+        client_certs: Vec<Vec<u8>>,
     ) -> Option<up_reply::ConnectDecision> {
-        let hub = u.hub(hub_lower)?;
+        let hub = u.hub(&identity.hub_name.to_ascii_lowercase())?;
         let h = hub.for_system(SystemEvent::Connect)?;
         let v5 = n.version == ProtocolVersion::V5;
         let up = identity.upgrade.as_deref();
@@ -572,7 +577,7 @@ impl Reader {
             query: up.map(|u| u.query.clone()).unwrap_or_default(),
             headers: up.map(|u| u.headers.clone()).unwrap_or_default(),
             subprotocols: up.map(|u| u.subprotocols.clone()).unwrap_or_default(),
-            client_certificates: Vec::new(),
+            client_certificates: client_certs,
         };
         let common = up_event::Common {
             hub: &identity.hub_name,
@@ -695,11 +700,10 @@ impl Reader {
             .filter(|u| u.hub(&hub_lower).is_some());
         let physical_id = upstream.as_ref().map(|_| upstream::new_id());
         let mut accepted: Option<up_reply::Accept> = None;
+        // Taken so the chain is not kept for the life of the connection.
+        let certs = std::mem::take(&mut self.client_certs);
         if let (Some(u), Some(pid)) = (&upstream, &physical_id) {
-            match self
-                .connect_event(u, &hub_lower, pid, &c, &n, &identity)
-                .await
-            {
+            match self.connect_event(u, pid, &c, &n, &identity, certs).await {
                 None => {}
                 Some(up_reply::ConnectDecision::Accept(a)) => accepted = Some(a),
                 Some(up_reply::ConnectDecision::Refuse(r)) => return self.refuse_upstream(r),

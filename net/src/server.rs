@@ -214,6 +214,7 @@ async fn accept_loop(
 ) {
     let max_per_worker = (w.shared.settings.max_connections / w.shared.settings.workers).max(1);
     let acceptor = spec.tls.clone().map(monoio_rustls::TlsAcceptor::from);
+    let client_auth = spec.client_auth.clone();
     loop {
         // Shutdown cancels the pending accept through the gate; returning drops (closes) `tl`.
         if w.accept_gate.is_stopped() {
@@ -238,6 +239,7 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let w = w.clone();
         let acceptor = acceptor.clone();
+        let client_auth = client_auth.clone();
         let kind = spec.kind;
         monoio::spawn(async move {
             w.connections.set(w.connections.get() + 1);
@@ -251,11 +253,16 @@ async fn accept_loop(
                         Transport::Tcp,
                         BytesMut::new(),
                         None,
+                        Vec::new(),
                     ))
                     .await
                 }
-                (ListenerKind::Http, _) => Box::pin(serve_http(w.clone(), stream, false)).await,
-                (_, Some(acc)) => Box::pin(serve_tls(w.clone(), acc, stream, kind, peer)).await,
+                (ListenerKind::Http, _) => {
+                    Box::pin(serve_http(w.clone(), stream, false, Vec::new())).await
+                }
+                (_, Some(acc)) => {
+                    Box::pin(serve_tls(w.clone(), acc, client_auth, stream, kind, peer)).await
+                }
                 (_, None) => tracing::error!("TLS listener without TLS configuration"),
             }
             w.connections.set(w.connections.get() - 1);
@@ -264,26 +271,42 @@ async fn accept_loop(
 }
 
 /// TLS handshake (bounded by the connect timeout), then MQTT (`tls`) or HTTP (`https`).
+/// With client auth the handshake uses a config of its own that records the client's chain.
 async fn serve_tls(
     w: Rc<Worker>,
     acc: monoio_rustls::TlsAcceptor,
+    client_auth: Option<Arc<crate::tls::ClientAuth>>,
     stream: monoio::net::TcpStream,
     kind: ListenerKind,
     peer: SocketAddr,
 ) {
-    let timeout = w.shared.settings.connect_timeout;
-    match monoio::time::timeout(timeout, acc.accept(stream)).await {
-        Ok(Ok(tls)) if kind == ListenerKind::Tls => {
-            conn::run(w.clone(), tls, Transport::Tls, BytesMut::new(), None).await
+    let (acc, slot) = match client_auth.as_deref().map(|a| a.config_for_connection()) {
+        None => (acc, None),
+        Some(Ok((cfg, slot))) => (monoio_rustls::TlsAcceptor::from(cfg), Some(slot)),
+        Some(Err(e)) => {
+            tracing::error!(%peer, error = %e, "cannot build TLS config");
+            return;
         }
-        Ok(Ok(tls)) => serve_http(w.clone(), tls, true).await,
+    };
+    let timeout = w.shared.settings.connect_timeout;
+    let res = monoio::time::timeout(timeout, acc.accept(stream)).await;
+    let certs = slot
+        .as_ref()
+        .map(crate::tls::take_chain)
+        .unwrap_or_default();
+    match res {
+        Ok(Ok(tls)) if kind == ListenerKind::Tls => {
+            conn::run(w.clone(), tls, Transport::Tls, BytesMut::new(), None, certs).await
+        }
+        Ok(Ok(tls)) => serve_http(w.clone(), tls, true, certs).await,
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }
 }
 
 /// Serves HTTP requests on one connection until it upgrades to WebSocket MQTT or closes.
-async fn serve_http<S>(w: Rc<Worker>, mut s: S, tls: bool)
+/// `certs`: the client's TLS certificate chain (mutual TLS), for the upstream `connect` event.
+async fn serve_http<S>(w: Rc<Worker>, mut s: S, tls: bool, certs: Vec<Vec<u8>>)
 where
     S: AsyncReadRent + AsyncWriteRent + monoio::io::Split + 'static,
 {
@@ -342,7 +365,7 @@ where
                         return;
                     }
                     let transport = if tls { Transport::Wss } else { Transport::Ws };
-                    conn::run(w.clone(), s, transport, buf, Some(identity)).await;
+                    conn::run(w.clone(), s, transport, buf, Some(identity), certs).await;
                     return;
                 }
                 Err(resp) => resp,

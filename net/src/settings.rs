@@ -41,6 +41,9 @@ pub struct ListenerSpec {
     pub kind: ListenerKind,
     pub addr: SocketAddr,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Mutual TLS (tls / https only): connections get their own config that captures the
+    /// client's certificate chain.
+    pub client_auth: Option<Arc<crate::tls::ClientAuth>>,
 }
 
 /// Per-hub settings; hubs that are not declared use `HubSettings::default()`.

@@ -372,6 +372,48 @@ fn tls_listeners_need_readable_pem_cert_and_key() {
 }
 
 #[test]
+fn client_auth_needs_a_tls_listener_and_a_readable_ca() {
+    let dir = TempDir::new("mtls");
+    let cert = dir.file("cert.pem", PEM);
+    let tls = format!(
+        "[[listeners]]\nkind = \"tls\"\nbind = \"127.0.0.1:8883\"\ncert = \"{c}\"\nkey = \"{c}\"\n",
+        c = cert.display()
+    );
+    let ok = format!(
+        "{tls}client_ca = \"{}\"\nclient_auth = \"optional\"\n",
+        cert.display()
+    );
+    let parsed = Config::from_str(&ok, "t.toml").map_err(|e| e.to_string());
+    assert_eq!(
+        parsed.map(|c| c.listeners[0].client_auth),
+        Ok(Some(super::ClientAuth::Optional))
+    );
+    assert_eq!(
+        err(&format!("{tls}client_auth = \"required\"\n")),
+        "t.toml: listeners[0].client_ca: required when client_auth is set"
+    );
+    let missing = dir.0.join("missing.pem");
+    assert_starts(
+        &err(&format!(
+            "{tls}client_ca = \"{}\"\nclient_auth = \"required\"\n",
+            missing.display()
+        )),
+        &format!(
+            "t.toml: listeners[0].client_ca: cannot read {}: ",
+            missing.display()
+        ),
+    );
+    let plain = format!(
+        "[[listeners]]\nkind = \"tcp\"\nbind = \"127.0.0.1:1883\"\nclient_ca = \"{}\"\nclient_auth = \"optional\"\n",
+        cert.display()
+    );
+    assert_eq!(
+        err(&plain),
+        "t.toml: listeners[0].client_auth: only https and tls listeners take client certificates, this one is tcp"
+    );
+}
+
+#[test]
 fn rejects_unreadable_or_empty_key_files_and_empty_keys() {
     let dir = TempDir::new("authfiles");
     let missing = dir.0.join("nope");

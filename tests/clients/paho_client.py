@@ -119,6 +119,8 @@ def build_parser():
     common.add_argument("--session-expiry", type=int, default=None, help="v5 Session Expiry Interval")
     common.add_argument("--timeout", type=float, default=10.0, help="bound on the whole run, seconds")
     common.add_argument("--ca-file", default=None, help="CA bundle for wss:// or mqtts://")
+    common.add_argument("--cert-file", default=None, help="client certificate (PEM) for mutual TLS")
+    common.add_argument("--key-file", default=None, help="private key (PEM) of --cert-file")
 
     subs = parser.add_subparsers(dest="command", required=True)
     subs.add_parser("connect", parents=[common], help="connect, report the CONNACK, disconnect")
@@ -204,6 +206,8 @@ def make_client(args, run):
         client.ws_set_options(path=path, headers=headers or None)
     if tls:
         context = ssl.create_default_context(cafile=args.ca_file)
+        if args.cert_file:
+            context.load_cert_chain(certfile=args.cert_file, keyfile=args.key_file)
         client.tls_set_context(context)
     if args.username is not None or args.password is not None:
         client.username_pw_set(args.username, args.password)

@@ -735,3 +735,234 @@ fn persistent_sessions_get_connected_once_and_disconnected_only_when_they_end() 
         "a new session gets a new id"
     );
 }
+
+/// Runs openssl with `args` in `dir`; false (with a printed reason) when it is missing outside CI.
+fn openssl(dir: &Path, args: &[&str]) -> bool {
+    let out = Command::new("openssl").args(args).current_dir(dir).output();
+    match out {
+        Ok(o) if o.status.success() => true,
+        other if std::env::var_os("CI").is_none() => {
+            println!("SKIPPED: openssl {args:?} failed: {other:?}");
+            false
+        }
+        other => panic!("openssl {args:?} failed: {other:?}"),
+    }
+}
+
+/// A CA, a client certificate it signed (`client.pem`/`client.key`) and a self-signed server
+/// certificate for localhost (`server.pem`/`server.key`), made in a fresh temp dir.
+fn make_mtls_files() -> Option<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "hubmq-mtls-{}-{}",
+        std::process::id(),
+        crate::harness::now_secs()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(
+        dir.join("client.ext"),
+        "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("write client.ext");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: [Vec<&str>; 4] = [
+        [
+            &["req", "-x509"],
+            &ec[..],
+            &["-keyout", "ca.key", "-out", "ca.pem"],
+        ]
+        .concat(),
+        [
+            &["req", "-new"],
+            &ec[..],
+            &["-keyout", "client.key", "-out", "client.csr"],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "client.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "client.ext",
+        ],
+        [
+            &["req", "-x509"],
+            &ec[..],
+            &["-keyout", "server.key", "-out", "server.pem"],
+        ]
+        .concat(),
+    ];
+    let extra: [&[&str]; 4] = [
+        &[
+            "-days",
+            "1",
+            "-subj",
+            "/CN=hubmq-test-ca",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+        &["-subj", "/CN=device-1"],
+        &[],
+        &[
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+    ];
+    for (step, more) in steps.iter().zip(extra) {
+        if !openssl(&dir, &[&step[..], more].concat()) {
+            return None;
+        }
+    }
+    Some(dir)
+}
+
+/// `paho_client.py connect` over mqtts with the server certificate as CA and, when `client`,
+/// the client certificate; returns its JSON report.
+fn paho_mtls(dir: &Path, port: u16, client_id: &str, token: &str, client: bool) -> Value {
+    let mut cmd = Command::new("python3");
+    cmd.arg("tests/clients/paho_client.py")
+        .args(["connect", "--url", &format!("mqtts://localhost:{port}")])
+        .args(["--protocol", "5", "--client-id", client_id])
+        .args(["--username", HUB, "--password", token, "--timeout", "15"])
+        .arg("--ca-file")
+        .arg(dir.join("server.pem"));
+    if client {
+        cmd.arg("--cert-file")
+            .arg(dir.join("client.pem"))
+            .arg("--key-file")
+            .arg(dir.join("client.key"));
+    }
+    let out = cmd
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run paho_client.py");
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "paho output is not JSON ({e}): {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn mtls_listener(dir: &Path, mode: &str) -> String {
+    format!(
+        "[[listeners]]\nkind = \"tls\"\nbind = \"127.0.0.1:0\"\ncert = \"{d}/server.pem\"\n\
+         key = \"{d}/server.key\"\nclient_ca = \"{d}/ca.pem\"\nclient_auth = \"{mode}\"\n",
+        d = dir.display()
+    )
+}
+
+/// The base64 lines of a PEM certificate, joined (BEGIN/END lines and line breaks dropped).
+fn pem_base64(pem: &str) -> String {
+    pem.lines()
+        .filter(|l| !l.starts_with("-----"))
+        .map(str::trim)
+        .collect()
+}
+
+#[test]
+fn mutual_tls_client_certificate_reaches_the_connect_event() {
+    let Some(dir) = make_mtls_files() else {
+        return;
+    };
+    let up = Upstream::raw();
+    let mut b = Broker::start_with(&format!(
+        "{}\n{}",
+        handler_toml(&up.url("/events/{hub}/{event}"), "", 5000),
+        mtls_listener(&dir, "optional")
+    ));
+    let port = b
+        .listeners
+        .iter()
+        .find(|(k, _)| k == "tls")
+        .map(|(_, a)| a.port())
+        .unwrap_or_else(|| panic!("no tls listener in {:?}", b.listeners));
+    let token = b.token(HUB, Some("dev"), &[], &[]);
+
+    // With a certificate: the chain (just the leaf) in the connect body, PEM + SHA-1.
+    let v = paho_mtls(&dir, port, "mtls-with", &token, true);
+    assert_eq!(v["connected"], true, "{v}");
+    let req = up.wait("connect with a certificate", |e| {
+        e["path"] == "/events/chat/connect" && header(e, "ce-connectionId") == ["mtls-with"]
+    });
+    let ev: Value = serde_json::from_slice(&body(&req)).expect("connect body is JSON");
+    let certs = ev["clientCertificates"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(certs.len(), 1, "{ev}");
+    let content = certs[0]["content"].as_str().unwrap_or_default();
+    assert!(
+        content.starts_with("-----BEGIN CERTIFICATE-----\n")
+            && content.ends_with("-----END CERTIFICATE-----\n"),
+        "{content}"
+    );
+    let client_pem = std::fs::read_to_string(dir.join("client.pem")).expect("client.pem");
+    assert_eq!(pem_base64(content), pem_base64(&client_pem));
+    let fp = Command::new("openssl")
+        .args(["x509", "-fingerprint", "-sha1", "-noout", "-in"])
+        .arg(dir.join("client.pem"))
+        .output()
+        .expect("openssl x509 -fingerprint");
+    let fp = String::from_utf8_lossy(&fp.stdout);
+    let want: String = fp
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap_or_default()
+        .replace(':', "")
+        .to_ascii_lowercase();
+    assert_eq!(want.len(), 40, "{fp}");
+    assert_eq!(certs[0]["thumbprint"], want.as_str());
+
+    // Optional mode: a client without a certificate connects; the list is empty.
+    let v = paho_mtls(&dir, port, "mtls-without", &token, false);
+    assert_eq!(v["connected"], true, "{v}");
+    let req = up.wait("connect without a certificate", |e| {
+        e["path"] == "/events/chat/connect" && header(e, "ce-connectionId") == ["mtls-without"]
+    });
+    let ev: Value = serde_json::from_slice(&body(&req)).expect("connect body is JSON");
+    assert_eq!(ev["clientCertificates"], serde_json::json!([]), "{ev}");
+    b.assert_alive();
+
+    // Required mode: no certificate, no handshake; with one, the client connects.
+    let mut strict = Broker::start_with(&format!(
+        "{}\n{}",
+        handler_toml(&up.url("/events/{hub}/{event}"), "", 5000),
+        mtls_listener(&dir, "required")
+    ));
+    let port = strict
+        .listeners
+        .iter()
+        .find(|(k, _)| k == "tls")
+        .map(|(_, a)| a.port())
+        .unwrap_or_else(|| panic!("no tls listener in {:?}", strict.listeners));
+    let token = strict.token(HUB, Some("dev"), &[], &[]);
+    let v = paho_mtls(&dir, port, "strict-without", &token, false);
+    assert_eq!(v["connected"], false, "{v}");
+    let v = paho_mtls(&dir, port, "strict-with", &token, true);
+    assert_eq!(v["connected"], true, "{v}");
+    strict.assert_alive();
+}
