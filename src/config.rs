@@ -334,13 +334,8 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Hub names: 1–128 letters, digits and `_`, starting with a letter (webpubsub-mqtt.md).
-pub fn valid_hub_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
-        && s.len() <= 128
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
+/// The hub-name rule of the Web PubSub contract, shared with the network layer.
+pub use hubmq_net::valid_hub_name;
 
 impl Default for Config {
     /// File defaults: what an empty file gives (no key, no hubs).

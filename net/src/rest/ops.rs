@@ -49,6 +49,28 @@ fn parse_filter(src: Option<String>) -> Result<Option<Filter>, ApiError> {
     }
 }
 
+/// Removes the target's sessions from one group: 204 whether or not anything matched (a group
+/// nobody ever joined has no id and nothing to remove).
+async fn remove_from_group(
+    w: &Rc<Worker>,
+    hub: HubId,
+    target: Target,
+    group: &str,
+) -> Result<Reply, ApiError> {
+    if let Some(g) = w.find_group(hub, group) {
+        let sel = selector(hub, target, &Query::empty())?;
+        matched(
+            w,
+            RestOp::RemoveFromGroups {
+                sel,
+                groups: Some(vec![g.id]),
+            },
+        )
+        .await?;
+    }
+    Ok(Reply::empty(204))
+}
+
 fn selector(hub: HubId, target: Target, q: &Query) -> Result<Selector, ApiError> {
     Ok(Selector {
         hub,
@@ -260,18 +282,7 @@ pub async fn run(
             Ok(Reply::empty(200))
         }
         Route::RemoveConnectionFromGroup { group, conn } => {
-            if let Some(g) = w.find_group(hub, &group) {
-                let sel = selector(hub, Target::Connection(conn.into()), &Query::empty())?;
-                matched(
-                    w,
-                    RestOp::RemoveFromGroups {
-                        sel,
-                        groups: Some(vec![g.id]),
-                    },
-                )
-                .await?;
-            }
-            Ok(Reply::empty(204))
+            remove_from_group(w, hub, Target::Connection(conn.into()), &group).await
         }
         Route::RemoveConnectionFromAllGroups(conn) => {
             let sel = selector(hub, Target::Connection(conn.into()), &Query::empty())?;
@@ -293,18 +304,7 @@ pub async fn run(
             Ok(Reply::empty(200))
         }
         Route::RemoveUserFromGroup { user, group } => {
-            if let Some(g) = w.find_group(hub, &group) {
-                let sel = selector(hub, Target::User(user.into()), &Query::empty())?;
-                matched(
-                    w,
-                    RestOp::RemoveFromGroups {
-                        sel,
-                        groups: Some(vec![g.id]),
-                    },
-                )
-                .await?;
-            }
-            Ok(Reply::empty(204))
+            remove_from_group(w, hub, Target::User(user.into()), &group).await
         }
         Route::RemoveUserFromAllGroups(user) => {
             let sel = selector(hub, Target::User(user.into()), &Query::empty())?;
