@@ -13,6 +13,12 @@
 // Wire-level codes are read from the 'packetreceive' event rather than from MQTT.js callbacks:
 // the callbacks turn failure codes into Error objects and report success without the ack's
 // reason code, and the tests assert on the exact bytes the broker sent.
+//
+// MQTT 5 enhanced authentication (Event Grid's OAUTH2-JWT / CUSTOM-JWT): MQTT.js sends the
+// CONNECT's Authentication Method / Data from `properties`, and checks and swallows AUTH packets
+// from the server, but has no public call that sends an AUTH on an open connection. Re-auth goes
+// through the client's internal `_sendPacket`, the same path MQTT.js's own AUTH handler uses to
+// answer an AUTH 0x18 (mqtt 5.16.0, pinned in package.json).
 'use strict';
 
 const crypto = require('crypto');
@@ -42,12 +48,23 @@ common options:
   --session-expiry N      v5 Session Expiry Interval
   --timeout S             bound on the whole run, seconds (default 10)
   --ca-file PATH          CA bundle for wss:// or mqtts://
+  --hold S                after the scenario's work, stay connected S more seconds (keep-alive
+                          pings go on) unless the server disconnects; --timeout still bounds it
+v5 enhanced authentication (Event Grid OAUTH2-JWT / CUSTOM-JWT; needs --protocol 5):
+  --auth-method M         CONNECT Authentication Method
+  --auth-data TEXT        CONNECT Authentication Data (the UTF-8 bytes of TEXT; needs --auth-method)
+  --reauth-data TEXT      send one AUTH 0x19 (re-authenticate) carrying this Authentication Data
+  --reauth-method M       Authentication Method of that AUTH (default: --auth-method)
+  --reauth-after S        seconds after a successful CONNACK to send it (default 0); it is sent
+                          only while the link is open, so cover it with --hold
 sub / pubsub:
   --topic T (repeatable, required), --qos 0|1|2, --count N (messages to collect, default 1)
 pub / pubsub:
   --message TEXT ('{i}' -> 0-based index), --retain, --user-property k=v (repeatable),
   --content-type CT, --correlation-data TEXT, --response-topic RT, --payload-format 0|1,
   --message-expiry N
+  --topic-alias N         v5: the first PUBLISH carries the topic and Topic Alias N, the later ones
+                          an empty topic and the alias only (no local range check: the broker judges)
 pub: --topic T (first one used), --qos 0|1|2, --count N (messages to publish, default 1)
 pubsub publishes --count messages to the first --topic and collects --count messages.
 `;
@@ -68,6 +85,35 @@ function parseInteger(name, text, allowed) {
     throw new UsageError(`${name} must be one of ${allowed.join(', ')}, got ${value}`);
   }
   return value;
+}
+
+function parseSeconds(name, text) {
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value < 0) {
+    throw new UsageError(`${name} expects seconds >= 0, got '${text}'`);
+  }
+  return value;
+}
+
+// Same rules as paho_client.py: enhanced authentication and topic aliases exist only in v5.
+function checkEnhancedAuth(args) {
+  const v5Only = [
+    ['--auth-method', args.authMethod], ['--auth-data', args.authData],
+    ['--reauth-data', args.reauthData], ['--reauth-method', args.reauthMethod],
+    ['--reauth-after', args.reauthAfter], ['--topic-alias', args.topicAlias],
+  ];
+  for (const [flag, value] of v5Only) {
+    if (value !== null && args.protocol !== 5) throw new UsageError(`${flag} needs --protocol 5`);
+  }
+  if (args.authData !== null && args.authMethod === null) {
+    throw new UsageError('--auth-data needs --auth-method');
+  }
+  if ((args.reauthMethod !== null || args.reauthAfter !== null) && args.reauthData === null) {
+    throw new UsageError('--reauth-method and --reauth-after need --reauth-data');
+  }
+  if (args.reauthData !== null && args.reauthMethod === null && args.authMethod === null) {
+    throw new UsageError('--reauth-data needs --auth-method or --reauth-method');
+  }
 }
 
 function parseArgs(argv) {
@@ -103,10 +149,18 @@ function parseArgs(argv) {
     responseTopic: null,
     payloadFormat: null,
     messageExpiry: null,
+    topicAlias: null,
+    hold: 0,
+    authMethod: null,
+    authData: null,
+    reauthData: null,
+    reauthMethod: null,
+    reauthAfter: null,
   };
   const subFlags = ['--topic', '--qos', '--count'];
   const pubFlags = ['--message', '--retain', '--user-property', '--content-type',
-    '--correlation-data', '--response-topic', '--payload-format', '--message-expiry'];
+    '--correlation-data', '--response-topic', '--payload-format', '--message-expiry',
+    '--topic-alias'];
   for (let i = 1; i < argv.length; i++) {
     const flag = argv[i];
     if (flag === '--help' || flag === '-h') {
@@ -167,10 +221,25 @@ function parseArgs(argv) {
       case '--response-topic': args.responseTopic = value; break;
       case '--payload-format': args.payloadFormat = parseInteger(flag, value, [0, 1]); break;
       case '--message-expiry': args.messageExpiry = parseInteger(flag, value); break;
+      case '--topic-alias': {
+        args.topicAlias = parseInteger(flag, value);
+        // 0 and values above the broker's maximum are allowed: tests send them to see the refusal.
+        if (args.topicAlias < 0 || args.topicAlias > 0xffff) {
+          throw new UsageError('--topic-alias must be in 0..65535');
+        }
+        break;
+      }
+      case '--hold': args.hold = parseSeconds(flag, value); break;
+      case '--auth-method': args.authMethod = value; break;
+      case '--auth-data': args.authData = value; break;
+      case '--reauth-data': args.reauthData = value; break;
+      case '--reauth-method': args.reauthMethod = value; break;
+      case '--reauth-after': args.reauthAfter = parseSeconds(flag, value); break;
       default: throw new UsageError(`unknown flag '${flag}'`);
     }
   }
   if (!args.url) throw new UsageError('--url is required');
+  checkEnhancedAuth(args);
   if (command !== 'connect' && args.topics.length === 0) throw new UsageError('--topic is required');
   let url;
   try {
@@ -198,6 +267,12 @@ class Run {
     this.suback = null;
     this.messages = [];
     this.disconnect = null;
+    // Enhanced authentication and v5 extras, reported under their own keys.
+    this.serverDisconnect = null;
+    this.authPackets = [];
+    this.connackProperties = null;
+    this.reauthSent = false;
+    this.reauthTimer = null;
     this.closed = false;
     this.error = null;
     // Reason codes of PUBACK / PUBREC / PUBCOMP by packet id, from 'packetreceive'.
@@ -216,18 +291,20 @@ class Run {
     for (const wake of waiters) wake();
   }
 
-  // Resolves once cond() holds, the link closed or the deadline passed.
-  waitFor(cond) {
+  // Resolves once cond() holds, the link closed or the deadline (or the earlier `until`,
+  // a Date.now() value) passed.
+  waitFor(cond, until = Infinity) {
+    const end = Math.min(until, this.deadline);
     return new Promise((resolve) => {
       const check = () => {
-        if (cond() || this.closed || Date.now() >= this.deadline) {
+        if (cond() || this.closed || Date.now() >= end) {
           clearTimeout(timer);
           resolve();
           return;
         }
         this.waiters.push(check);
       };
-      const timer = setTimeout(() => this.poke(), Math.max(0, this.deadline - Date.now()));
+      const timer = setTimeout(() => this.poke(), Math.max(0, end - Date.now()));
       check();
     });
   }
@@ -273,8 +350,12 @@ function connectOptions(args, run) {
   };
   if (args.username !== null) opts.username = args.username;
   if (args.password !== null) opts.password = args.password;
-  if (args.protocol === 5 && args.sessionExpiry !== null) {
-    opts.properties = { sessionExpiryInterval: args.sessionExpiry };
+  if (args.protocol === 5) {
+    const props = {};
+    if (args.sessionExpiry !== null) props.sessionExpiryInterval = args.sessionExpiry;
+    if (args.authMethod !== null) props.authenticationMethod = args.authMethod;
+    if (args.authData !== null) props.authenticationData = Buffer.from(args.authData, 'utf8');
+    if (Object.keys(props).length > 0) opts.properties = props;
   }
   if (args.websocket) opts.wsOptions = { headers: args.headers };
   if (args.caFile !== null) opts.ca = fs.readFileSync(args.caFile);
@@ -303,6 +384,85 @@ function publishOptions(args) {
   return opts;
 }
 
+// CONNACK property names as the tests see them (snake_case, one per MQTT 5 property). MQTT.js
+// decodes the one-byte flags as booleans; the report keeps the wire's 0 / 1.
+const CONNACK_PROPERTIES = [
+  ['sessionExpiryInterval', 'session_expiry_interval'],
+  ['assignedClientIdentifier', 'assigned_client_identifier'],
+  ['serverKeepAlive', 'server_keep_alive'],
+  ['authenticationMethod', 'authentication_method'],
+  ['responseInformation', 'response_information'],
+  ['serverReference', 'server_reference'],
+  ['reasonString', 'reason_string'],
+  ['receiveMaximum', 'receive_maximum'],
+  ['topicAliasMaximum', 'topic_alias_maximum'],
+  ['maximumQoS', 'maximum_qos'],
+  ['retainAvailable', 'retain_available'],
+  ['maximumPacketSize', 'maximum_packet_size'],
+  ['wildcardSubscriptionAvailable', 'wildcard_subscription_available'],
+  ['subscriptionIdentifiersAvailable', 'subscription_identifiers_available'],
+  ['sharedSubscriptionAvailable', 'shared_subscription_available'],
+];
+
+function describeConnackProperties(props) {
+  const out = {};
+  if (!props) return out;
+  for (const [from, to] of CONNACK_PROPERTIES) {
+    const value = props[from];
+    if (value === undefined) continue;
+    out[to] = typeof value === 'boolean' ? Number(value) : value;
+  }
+  if (props.authenticationData !== undefined) {
+    out.authentication_data_b64 = Buffer.from(props.authenticationData).toString('base64');
+  }
+  if (props.userProperties !== undefined) {
+    const pairs = [];
+    for (const [key, value] of Object.entries(props.userProperties)) {
+      for (const v of Array.isArray(value) ? value : [value]) pairs.push([key, String(v)]);
+    }
+    out.user_properties = pairs;
+  }
+  return out;
+}
+
+// Arms the one AUTH 0x19 of --reauth-data, --reauth-after seconds after a successful CONNACK.
+function scheduleReauth(client, run) {
+  const { args } = run;
+  if (args.reauthData === null || run.reauthTimer !== null) return;
+  run.reauthTimer = setTimeout(() => {
+    if (!client.connected || run.closed) return;
+    const packet = {
+      cmd: 'auth',
+      reasonCode: 0x19,
+      properties: {
+        authenticationMethod: args.reauthMethod ?? args.authMethod,
+        authenticationData: Buffer.from(args.reauthData, 'utf8'),
+      },
+    };
+    // No public API sends AUTH on an open connection (MQTT.js only answers a server's 0x18);
+    // `_sendPacket` writes non-PUBLISH packets straight to the stream when connected.
+    client._sendPacket(packet, (err) => {
+      if (err) run.noteError(`re-authentication AUTH not sent: ${err.message || err}`);
+      run.poke();
+    });
+    run.reauthSent = true;
+  }, (args.reauthAfter ?? 0) * 1000);
+}
+
+// --topic-alias: the test decides what goes on the wire, aliases the broker did not allow
+// included (to observe DISCONNECT 0x94). MQTT.js refuses such an alias locally, and for QoS > 0
+// it then drops the publish callback, so this client's publishes skip MQTT.js's alias
+// bookkeeping: the PUBLISH goes out as built; the stored copy (kept for resends, which this
+// one-shot client never does) gets its topic back.
+function sendAliasesAsGiven(client, topic) {
+  client._applyTopicAlias = () => undefined;
+  client._removeTopicAliasAndRecoverTopicName = (packet) => {
+    if (packet.topic.length === 0) packet.topic = topic;
+    if (packet.properties) delete packet.properties.topicAlias;
+    return undefined;
+  };
+}
+
 function installHandlers(client, run) {
   client.on('packetreceive', (packet) => {
     switch (packet.cmd) {
@@ -312,6 +472,7 @@ function installHandlers(client, run) {
           session_present: Boolean(packet.sessionPresent),
           assigned_client_id: packet.properties?.assignedClientIdentifier ?? null,
         };
+        if (run.args.protocol === 5) run.connackProperties = describeConnackProperties(packet.properties);
         break;
       case 'suback':
         run.suback = packet.granted.map((g) => (typeof g === 'object' ? g.qos : g));
@@ -328,6 +489,18 @@ function installHandlers(client, run) {
       }
       case 'disconnect':
         run.disconnect = { reason_code: packet.reasonCode ?? 0 };
+        run.serverDisconnect = {
+          reason_code: packet.reasonCode ?? 0,
+          reason_string: packet.properties?.reasonString ?? null,
+        };
+        break;
+      case 'auth':
+        // MQTT.js checks the method itself afterwards (and closes the link on a mismatch); the
+        // test wants what the server sent either way.
+        run.authPackets.push({
+          reason_code: packet.reasonCode ?? 0,
+          authentication_method: packet.properties?.authenticationMethod ?? null,
+        });
         break;
       default:
         break;
@@ -338,7 +511,10 @@ function installHandlers(client, run) {
     run.messages.push(describeMessage(topic, payload, packet));
     run.poke();
   });
-  client.on('connect', () => run.poke());
+  client.on('connect', () => {
+    scheduleReauth(client, run);
+    run.poke();
+  });
   // MQTT.js swallows transport errors that carry no error code, among them the ws library's
   // "Unexpected server response: 401" for a refused upgrade; listen on the stream itself.
   if (client.stream) {
@@ -388,12 +564,20 @@ function ackCode(codes) {
 async function publishAll(client, run) {
   const { args } = run;
   const opts = publishOptions(args);
+  if (args.topicAlias !== null) {
+    opts.properties = { ...(opts.properties || {}), topicAlias: args.topicAlias };
+    sendAliasesAsGiven(client, args.topics[0]);
+  }
   const acks = [];
   for (let i = 0; i < args.count; i++) {
     const payload = args.message.split('{i}').join(String(i));
+    // With an alias, only the first PUBLISH names the topic; the rest rely on the alias.
+    const topic = args.topicAlias !== null && i > 0 ? '' : args.topics[0];
     let finished = false;
     let packetId = null;
-    client.publish(args.topics[0], payload, opts, (err, packet) => {
+    // A copy per message: MQTT.js may edit the properties of a packet it sends.
+    const msgOpts = opts.properties ? { ...opts, properties: { ...opts.properties } } : opts;
+    client.publish(topic, payload, msgOpts, (err, packet) => {
       finished = true;
       if (packet && packet.messageId !== undefined) packetId = packet.messageId;
       // Broker refusals are recorded from the ack packet; anything else is a local failure.
@@ -413,6 +597,12 @@ async function publishAll(client, run) {
     }
   }
   return acks;
+}
+
+// --hold: stay connected after the scenario's work until the time is up or the link closes.
+async function hold(client, run) {
+  if (run.args.hold <= 0 || !client.connected || run.closed) return;
+  await run.waitFor(() => false, Date.now() + run.args.hold * 1000);
 }
 
 async function close(client) {
@@ -458,6 +648,8 @@ async function main() {
       await run.waitFor(() => run.messages.length >= args.count);
     }
   }
+  if (conn.connected) await hold(client, run);
+  if (run.reauthTimer !== null) clearTimeout(run.reauthTimer);
   await close(client);
 
   if (args.command === 'sub' || args.command === 'pubsub') {
@@ -471,6 +663,11 @@ async function main() {
     result.disconnect = run.disconnect;
     result.error = run.error;
   }
+  // Keys every subcommand reports (v5 enhanced authentication and CONNACK properties).
+  result.auth_packets = run.authPackets;
+  result.server_disconnect = run.serverDisconnect;
+  result.connack_properties = run.connackProperties;
+  result.reauth_sent = run.reauthSent;
   process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0));
 }
 

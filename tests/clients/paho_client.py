@@ -10,11 +10,18 @@ anything else a crash of this script.
 
 The command line is identical to tests/clients/mqttjs_client.js; see --help.
 
-Two private paho hooks are overridden (the version is pinned in requirements.txt):
+Private paho hooks are overridden or used (the version is pinned in requirements.txt):
   * _handle_connack: paho maps v3.1.1 CONNACK codes onto v5 reason codes and, for some of
-    them, swallows the CONNACK without calling on_connect; the tests need the raw byte.
+    them, swallows the CONNACK without calling on_connect; the tests need the raw byte. The
+    v5 CONNACK properties are decoded here too, so a refusal's properties are seen as well.
   * _handle_pubrec: paho ignores a failing PUBREC reason code and sends PUBREL anyway; MQTT 5
     ends the QoS 2 flow there (§4.3.3), and the tests need to see that code.
+  * _packet_handle: paho 2.2 has no AUTH support and treats any incoming AUTH packet as a
+    protocol error that drops the link; MQTT 5 enhanced authentication (Event Grid's
+    OAUTH2-JWT / CUSTOM-JWT re-authentication) needs AUTH recorded and the link kept.
+  * _packet_queue / _pack_remaining_length: paho has no call that sends an AUTH packet, so the
+    re-authentication AUTH 0x19 is built with paho's own property encoder and queued on paho's
+    send path like any other packet.
 """
 
 import argparse
@@ -50,12 +57,60 @@ class ProbeClient(mqtt.Client):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.raw_connack = None  # (session_present: bool, code: int)
+        self.raw_connack_properties = None  # dict of the v5 CONNACK properties (report form)
+        self.auth_packets = []  # report form of each AUTH the server sent
 
     def _handle_connack(self):
         packet = self._in_packet["packet"]
         if len(packet) >= 2:
             self.raw_connack = (bool(packet[0] & 0x01), packet[1])
+        if self._protocol == mqtt.MQTTv5 and len(packet) >= 2:
+            props = Properties(PacketTypes.CONNACK)
+            if len(packet) > 2:
+                try:
+                    props.unpack(packet[2:])
+                except Exception:  # noqa: BLE001 - paho's decoder raises several kinds
+                    # paho's own decoder below fails on it too and reports the protocol error.
+                    props = Properties(PacketTypes.CONNACK)
+            self.raw_connack_properties = describe_connack_properties(props)
         return super()._handle_connack()
+
+    def _packet_handle(self):
+        if self._protocol == mqtt.MQTTv5 and (self._in_packet["command"] & 0xF0) == mqtt.AUTH:
+            return self._handle_auth()
+        return super()._packet_handle()
+
+    def _handle_auth(self):
+        """Record a server AUTH (reason code and method); the exchange itself needs no reply here:
+        both Event Grid methods finish in one step, so the server only sends AUTH 0x00."""
+        packet = self._in_packet["packet"]
+        reason = packet[0] if len(packet) >= 1 else 0x00  # MQTT 5 §3.15.2.1: no byte = Success
+        props = Properties(PacketTypes.AUTH)
+        if len(packet) > 1:
+            try:
+                props.unpack(packet[1:])
+            except Exception:  # noqa: BLE001 - a malformed AUTH is the server's protocol error
+                return mqtt.MQTT_ERR_PROTOCOL
+        self.auth_packets.append({
+            "reason_code": reason,
+            "authentication_method": getattr(props, "AuthenticationMethod", None),
+        })
+        return mqtt.MQTT_ERR_SUCCESS
+
+    def send_auth(self, reason_code, method, data):
+        """Queue an AUTH packet (e.g. 0x19 re-authenticate) with method and data on paho's send
+        path; paho 2.2 has no public API for it."""
+        props = Properties(PacketTypes.AUTH)
+        if method is not None:
+            props.AuthenticationMethod = method
+        if data is not None:
+            props.AuthenticationData = data
+        packed = props.pack()
+        packet = bytearray([mqtt.AUTH])
+        self._pack_remaining_length(packet, 1 + len(packed))
+        packet.append(reason_code)
+        packet.extend(packed)
+        return self._packet_queue(mqtt.AUTH, packet, 0, 0)
 
     def _handle_pubrec(self):
         packet = self._in_packet["packet"]
@@ -81,6 +136,9 @@ class Run:
         self.acks = {}  # mid -> reason code
         self.messages = []
         self.disconnect = None
+        self.server_disconnect = None  # {"reason_code", "reason_string"} of a server DISCONNECT
+        self.connack_at = None  # time.monotonic() of a successful CONNACK
+        self.reauth_sent = False
         self.lost = False
         self.error = None
 
@@ -99,6 +157,37 @@ def parse_bool(text):
     if lowered in ("false", "0", "no"):
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
+    return value
+
+
+def check_enhanced_auth(args):
+    """Same rules as mqttjs_client.js: enhanced authentication and topic aliases are v5 only."""
+    v5_only = [("--auth-method", args.auth_method), ("--auth-data", args.auth_data),
+               ("--reauth-data", args.reauth_data), ("--reauth-method", args.reauth_method),
+               ("--reauth-after", args.reauth_after),
+               ("--topic-alias", getattr(args, "topic_alias", None))]
+    for flag, value in v5_only:
+        if value is not None and args.protocol != 5:
+            raise UsageError(f"{flag} needs --protocol 5")
+    if args.auth_data is not None and args.auth_method is None:
+        raise UsageError("--auth-data needs --auth-method")
+    if (args.reauth_method is not None or args.reauth_after is not None) and args.reauth_data is None:
+        raise UsageError("--reauth-method and --reauth-after need --reauth-data")
+    if args.reauth_data is not None and args.reauth_method is None and args.auth_method is None:
+        raise UsageError("--reauth-data needs --auth-method or --reauth-method")
+    alias = getattr(args, "topic_alias", None)
+    # 0 and values above the broker's maximum are allowed: tests send them to see the refusal.
+    if alias is not None and not 0 <= alias <= 0xFFFF:
+        raise UsageError("--topic-alias must be in 0..65535")
 
 
 def build_parser():
@@ -121,6 +210,21 @@ def build_parser():
     common.add_argument("--ca-file", default=None, help="CA bundle for wss:// or mqtts://")
     common.add_argument("--cert-file", default=None, help="client certificate (PEM) for mutual TLS")
     common.add_argument("--key-file", default=None, help="private key (PEM) of --cert-file")
+    common.add_argument("--hold", type=seconds, default=0.0, metavar="S",
+                        help="after the scenario's work, stay connected S more seconds (keep-alive "
+                             "pings go on) unless the server disconnects; --timeout still bounds it")
+    auth = common.add_argument_group(
+        "v5 enhanced authentication (Event Grid OAUTH2-JWT / CUSTOM-JWT; needs --protocol 5)")
+    auth.add_argument("--auth-method", default=None, metavar="M", help="CONNECT Authentication Method")
+    auth.add_argument("--auth-data", default=None, metavar="TEXT",
+                      help="CONNECT Authentication Data (the UTF-8 bytes of TEXT; needs --auth-method)")
+    auth.add_argument("--reauth-data", default=None, metavar="TEXT",
+                      help="send one AUTH 0x19 (re-authenticate) carrying this Authentication Data")
+    auth.add_argument("--reauth-method", default=None, metavar="M",
+                      help="Authentication Method of that AUTH (default: --auth-method)")
+    auth.add_argument("--reauth-after", type=seconds, default=None, metavar="S",
+                      help="seconds after a successful CONNACK to send it (default 0); it is sent "
+                           "only while the link is open, so cover it with --hold")
 
     subs = parser.add_subparsers(dest="command", required=True)
     subs.add_parser("connect", parents=[common], help="connect, report the CONNACK, disconnect")
@@ -145,6 +249,9 @@ def build_parser():
         p.add_argument("--response-topic", default=None)
         p.add_argument("--payload-format", type=int, choices=(0, 1), default=None)
         p.add_argument("--message-expiry", type=int, default=None)
+        p.add_argument("--topic-alias", type=int, default=None, metavar="N",
+                       help="v5: the first PUBLISH carries the topic and Topic Alias N, the later "
+                            "ones an empty topic and the alias only (no local range check)")
 
     add_sub_flags(subs.add_parser("sub", parents=[common], help="subscribe and collect messages"))
     add_pub_flags(subs.add_parser("pub", parents=[common], help="publish and collect the acks"), True)
@@ -214,10 +321,48 @@ def make_client(args, run):
     return client, url.hostname, port
 
 
+# CONNACK property names as the tests see them (paho attribute -> report key); the same keys as
+# mqttjs_client.js reports.
+CONNACK_PROPERTIES = [
+    ("SessionExpiryInterval", "session_expiry_interval"),
+    ("AssignedClientIdentifier", "assigned_client_identifier"),
+    ("ServerKeepAlive", "server_keep_alive"),
+    ("AuthenticationMethod", "authentication_method"),
+    ("ResponseInformation", "response_information"),
+    ("ServerReference", "server_reference"),
+    ("ReasonString", "reason_string"),
+    ("ReceiveMaximum", "receive_maximum"),
+    ("TopicAliasMaximum", "topic_alias_maximum"),
+    ("MaximumQoS", "maximum_qos"),
+    ("RetainAvailable", "retain_available"),
+    ("MaximumPacketSize", "maximum_packet_size"),
+    ("WildcardSubscriptionAvailable", "wildcard_subscription_available"),
+    ("SubscriptionIdentifierAvailable", "subscription_identifiers_available"),
+    ("SharedSubscriptionAvailable", "shared_subscription_available"),
+]
+
+
+def describe_connack_properties(props):
+    out = {}
+    for attr, key in CONNACK_PROPERTIES:
+        value = getattr(props, attr, None)
+        if value is not None:
+            out[key] = value
+    data = getattr(props, "AuthenticationData", None)
+    if data is not None:
+        out["authentication_data_b64"] = base64.b64encode(data).decode("ascii")
+    user_props = getattr(props, "UserProperty", None)
+    if user_props is not None:
+        out["user_properties"] = [[k, v] for (k, v) in user_props]
+    return out
+
+
 def install_callbacks(client, run):
     def on_connect(_client, _userdata, flags, reason_code, properties):
         assigned = getattr(properties, "AssignedClientIdentifier", None) if properties else None
         with run.lock:
+            if not reason_code.is_failure:
+                run.connack_at = time.monotonic()
             raw = client.raw_connack
             run.connack = {
                 "session_present": raw[0] if raw else bool(flags.session_present),
@@ -225,11 +370,15 @@ def install_callbacks(client, run):
                 "assigned_client_id": assigned,
             }
 
-    def on_disconnect(_client, _userdata, flags, reason_code, _properties):
+    def on_disconnect(_client, _userdata, flags, reason_code, properties):
         with run.lock:
             run.lost = True
             if flags.is_disconnect_packet_from_server:
                 run.disconnect = {"reason_code": reason_code.value}
+                run.server_disconnect = {
+                    "reason_code": reason_code.value,
+                    "reason_string": getattr(properties, "ReasonString", None) if properties else None,
+                }
 
     def on_subscribe(_client, _userdata, _mid, reason_codes, _properties):
         codes = [rc.value for rc in reason_codes]
@@ -279,8 +428,27 @@ def describe_message(message):
     }
 
 
+def maybe_reauth(client, run):
+    """Send the one AUTH 0x19 of --reauth-data once --reauth-after seconds passed since CONNACK."""
+    args = run.args
+    with run.lock:
+        due = (args.reauth_data is not None and not run.reauth_sent and not run.lost
+               and run.connack_at is not None
+               and time.monotonic() >= run.connack_at + (args.reauth_after or 0.0))
+        if due:
+            run.reauth_sent = True
+    if not due:
+        return
+    rc = client.send_auth(0x19, args.reauth_method or args.auth_method,
+                          args.reauth_data.encode("utf-8"))
+    if rc != mqtt.MQTT_ERR_SUCCESS:
+        with run.lock:
+            run.note_error(f"re-authentication AUTH not sent: {mqtt.error_string(rc)}")
+
+
 def pump(client, run, done):
-    """Run the paho network loop until done() holds, the link drops or the deadline passes."""
+    """Run the paho network loop until done() holds, the link drops or the deadline passes.
+    A due re-authentication is sent from here, whatever phase the scenario is in."""
     while True:
         with run.lock:
             if done() or run.lost:
@@ -288,6 +456,7 @@ def pump(client, run, done):
         remaining = run.remaining()
         if remaining <= 0:
             return
+        maybe_reauth(client, run)
         rc = client.loop(timeout=min(0.05, remaining))
         if rc != mqtt.MQTT_ERR_SUCCESS:
             with run.lock:
@@ -307,9 +476,14 @@ def pump(client, run, done):
 def connect(client, host, port, args, run):
     """Open the link and wait for CONNACK; returns the `connect` report object."""
     props = None
-    if args.protocol == 5 and args.session_expiry is not None:
+    if args.protocol == 5 and (args.session_expiry is not None or args.auth_method is not None):
         props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = args.session_expiry
+        if args.session_expiry is not None:
+            props.SessionExpiryInterval = args.session_expiry
+        if args.auth_method is not None:
+            props.AuthenticationMethod = args.auth_method
+        if args.auth_data is not None:
+            props.AuthenticationData = args.auth_data.encode("utf-8")
     kwargs = {"keepalive": args.keepalive}
     if args.protocol == 5:
         kwargs["clean_start"] = args.clean
@@ -377,6 +551,11 @@ def publish_properties(args):
     if args.message_expiry is not None:
         props.MessageExpiryInterval = args.message_expiry
         any_set = True
+    if args.topic_alias is not None:
+        # paho's property setter refuses alias 0, which the tests send on purpose (the broker
+        # must answer DISCONNECT 0x94); set the attribute past that check, pack() encodes it.
+        object.__setattr__(props, "TopicAlias", args.topic_alias)
+        any_set = True
     return props if any_set else None
 
 
@@ -387,6 +566,10 @@ def publish_all(client, args, run, count):
     acks = []
     for i in range(count):
         payload = args.message.replace("{i}", str(i)).encode("utf-8")
+        # With an alias, only the first PUBLISH names the topic; the rest rely on the alias
+        # (paho 2.2 sends both as given and does no alias bookkeeping of its own).
+        if args.topic_alias is not None and i > 0:
+            topic = ""
         info = client.publish(topic, payload, qos=args.qos, retain=args.retain, properties=props)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             run.note_error(f"publish {i} failed: {mqtt.error_string(info.rc)}")
@@ -399,6 +582,14 @@ def publish_all(client, args, run, count):
             break
         acks.append(code)
     return acks
+
+
+def hold(client, run):
+    """--hold: stay connected after the scenario's work until the time is up or the link drops."""
+    if run.args.hold <= 0:
+        return
+    until = time.monotonic() + run.args.hold
+    pump(client, run, lambda: time.monotonic() >= until)
 
 
 def close(client, run):
@@ -417,6 +608,10 @@ def main(argv):
     args = parser.parse_args(argv)
     if getattr(args, "count", 1) < 0:
         parser.error("--count must be >= 0")
+    try:
+        check_enhanced_auth(args)
+    except UsageError as exc:
+        parser.error(str(exc))
     run = Run(args)
     try:
         client, host, port = make_client(args, run)
@@ -438,6 +633,8 @@ def main(argv):
             result["acks"] = publish_all(client, args, run, args.count)
         if args.command in ("sub", "pubsub") and run.suback is not None:
             pump(client, run, lambda: len(run.messages) >= args.count)
+    if conn["connected"]:
+        hold(client, run)
     close(client, run)
 
     with run.lock:
@@ -450,6 +647,11 @@ def main(argv):
             result["disconnect"] = run.disconnect
         if args.command != "connect":
             result["error"] = run.error
+        # Keys every subcommand reports (v5 enhanced authentication and CONNACK properties).
+        result["auth_packets"] = list(client.auth_packets)
+        result["server_disconnect"] = run.server_disconnect
+        result["connack_properties"] = client.raw_connack_properties
+        result["reauth_sent"] = run.reauth_sent
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
     return 0
