@@ -14,3 +14,4 @@ pub mod odata;
 pub mod perm;
 pub mod session;
 pub mod topic;
+pub mod trie;
