@@ -11,6 +11,7 @@ mod jwt;
 mod load;
 mod procstat;
 mod report;
+mod trie;
 mod url;
 mod ws;
 
@@ -41,6 +42,8 @@ enum Cmd {
     Connect(ConnectArgs),
     /// Print Markdown tables comparing result JSON files (grouped by label).
     Report(ReportArgs),
+    /// Time in-process topic-trie lookups (Event Grid wildcard routing); no broker needed.
+    Trie(trie::TrieArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -158,6 +161,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Report(a) => report::print(&a.files, &a.baseline),
+        Cmd::Trie(a) => trie::run(a),
         Cmd::Fanout(a) => with_runtime(a.common.clone(), |c| Box::pin(fanout(c, a))),
         Cmd::Pairs(a) => with_runtime(a.common.clone(), |c| Box::pin(pairs(c, a))),
         Cmd::Connect(a) => with_runtime(a.common.clone(), |c| Box::pin(connect_storm(c, a))),
