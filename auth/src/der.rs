@@ -1,7 +1,9 @@
 //! A minimal DER reader: just enough ASN.1 to take a SubjectPublicKeyInfo (RFC 5280 §4.1) or a
 //! PKCS#1 `RSAPublicKey` (RFC 8017 §A.1.1) apart, so public keys for RS256/ES256 can be loaded
-//! without pulling in an ASN.1 crate. It reads definite-length, single-byte-tag TLVs only (all a
-//! public key needs) and refuses anything else instead of guessing.
+//! without pulling in an ASN.1 crate, and to read the few X.509 certificate fields the Event Grid
+//! certificate authentication needs (`eventgrid::cert`). It reads definite-length,
+//! single-byte-tag TLVs only (all these structures use) and refuses anything else instead of
+//! guessing.
 
 /// Universal tags the key parsers use.
 pub(crate) const TAG_INTEGER: u8 = 0x02;
@@ -9,6 +11,10 @@ pub(crate) const TAG_BIT_STRING: u8 = 0x03;
 pub(crate) const TAG_NULL: u8 = 0x05;
 pub(crate) const TAG_OID: u8 = 0x06;
 pub(crate) const TAG_SEQUENCE: u8 = 0x30;
+/// Further universal tags the X.509 certificate reader (`eventgrid::cert`) uses.
+pub(crate) const TAG_BOOLEAN: u8 = 0x01;
+pub(crate) const TAG_OCTET_STRING: u8 = 0x04;
+pub(crate) const TAG_SET: u8 = 0x31;
 
 /// The input is not the DER we expected. Callers turn it into their own error type; no detail is
 /// kept because nothing can be done about a broken key except replacing it.
@@ -27,6 +33,12 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.rest.is_empty()
+    }
+
+    /// The tag of the next TLV without consuming it (`None` at the end): how OPTIONAL and
+    /// DEFAULT fields are recognised.
+    pub(crate) fn peek_tag(&self) -> Option<u8> {
+        self.rest.first().copied()
     }
 
     /// Reads the next TLV and returns its tag and contents.

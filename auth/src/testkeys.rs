@@ -132,3 +132,120 @@ pub(crate) fn ecdsa_der_to_raw(sig: &[u8]) -> Option<Vec<u8>> {
     }
     Some(out)
 }
+
+/// A test certificate authority (EC P-256, for speed), generated once per test process.
+pub(crate) struct TestCa {
+    cert_pem: String,
+    key_pem: String,
+}
+
+/// Arguments making `openssl req -x509` generate a fresh P-256 key (written to `key_path`) and a
+/// certificate for `subject` (openssl `-subj` form, `+` joining multi-valued RDNs), valid for two
+/// days from now, printed as DER; `san` is openssl's `subjectAltName` syntax.
+fn req_args(key_path: &str, subject: &str, san: Option<&str>) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key_path,
+        "-multivalue-rdn",
+        "-subj",
+        subject,
+        "-days",
+        "2",
+        "-outform",
+        "DER",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Some(san) = san {
+        args.push("-addext".into());
+        args.push(format!("subjectAltName={san}"));
+    }
+    args
+}
+
+/// Runs `openssl req` with `args`, then returns its stdout and the key it wrote to `key_path`
+/// (removing the file).
+fn run_req(args: &[String], key_path: &std::path::Path) -> Option<(Vec<u8>, String)> {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = openssl(&refs, b"");
+    let key = std::fs::read_to_string(key_path).ok();
+    let _ = std::fs::remove_file(key_path);
+    Some((out?, key?))
+}
+
+/// The process-wide test CA (`/CN=hubmq test CA`).
+pub(crate) fn test_ca() -> Option<&'static TestCa> {
+    static CA: OnceLock<Option<TestCa>> = OnceLock::new();
+    CA.get_or_init(|| {
+        let key_path = temp_path("ca.key");
+        let args = req_args(key_path.to_str()?, "/CN=hubmq test CA", None);
+        let (der, key_pem) = run_req(&args, &key_path)?;
+        let cert_pem = String::from_utf8(openssl(
+            &["x509", "-inform", "DER", "-outform", "PEM"],
+            &der,
+        )?)
+        .ok()?;
+        Some(TestCa { cert_pem, key_pem })
+    })
+    .as_ref()
+}
+
+/// A DER client certificate signed by `test_ca()` with `subject` (openssl `-subj` form, e.g.
+/// `/O=Contoso/CN=dev-1`) and optional subjectAltName (`DNS:a.example,IP:10.0.0.1,...`).
+pub(crate) fn ca_signed_cert(subject: &str, san: Option<&str>) -> Option<Vec<u8>> {
+    let ca = test_ca()?;
+    let (ca_cert, ca_key, key_path) = (
+        temp_path("ca.pem"),
+        temp_path("ca-key.pem"),
+        temp_path("leaf.key"),
+    );
+    std::fs::write(&ca_cert, &ca.cert_pem).ok()?;
+    std::fs::write(&ca_key, &ca.key_pem).ok()?;
+    let der = (|| {
+        let mut args = req_args(key_path.to_str()?, subject, san);
+        args.extend([
+            "-CA".to_owned(),
+            ca_cert.to_str()?.to_owned(),
+            "-CAkey".to_owned(),
+            ca_key.to_str()?.to_owned(),
+        ]);
+        run_req(&args, &key_path).map(|(der, _)| der)
+    })();
+    let _ = std::fs::remove_file(&ca_cert);
+    let _ = std::fs::remove_file(&ca_key);
+    let _ = std::fs::remove_file(&key_path);
+    der
+}
+
+/// A self-signed DER certificate for `subject` (the `ThumbprintMatch` case).
+pub(crate) fn self_signed_cert(subject: &str) -> Option<Vec<u8>> {
+    let key_path = temp_path("self.key");
+    let args = req_args(key_path.to_str()?, subject, None);
+    run_req(&args, &key_path).map(|(der, _)| der)
+}
+
+/// openssl's own SHA-256 fingerprint of a DER certificate, `AB:CD:...` (uppercase, colons), as
+/// an independent reference for the thumbprint.
+pub(crate) fn openssl_sha256_fingerprint(der: &[u8]) -> Option<String> {
+    let out = openssl(
+        &[
+            "x509",
+            "-inform",
+            "DER",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+        ],
+        der,
+    )?;
+    let text = String::from_utf8(out).ok()?;
+    Some(text.trim().rsplit('=').next()?.to_owned())
+}

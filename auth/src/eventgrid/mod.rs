@@ -2,26 +2,36 @@
 //! of this crate: the namespace model read from configuration (`model`), the client-group query
 //! language (`query`), topic templates and filter coverage (`topics`), per-client permission
 //! compilation and the PUBLISH / SUBSCRIBE decisions (`policy`), and the turning of an
-//! `OAUTH2-JWT` or `CUSTOM-JWT` token into a client identity (`token`). The broker wires these to
-//! CONNECT, AUTH, PUBLISH and SUBSCRIBE; nothing here reads files, sockets or the clock.
+//! `OAUTH2-JWT` or `CUSTOM-JWT` token (`token`) or of an X.509 client certificate (`cert`) into a
+//! client identity. The broker wires these to CONNECT, AUTH, PUBLISH and SUBSCRIBE; nothing here
+//! reads files, sockets or the clock.
 //!
 //! Typical use:
 //! ```text
 //! let ns = CompiledNamespace::compile(&namespace)?;               // at start-up / reload
 //! let id = verify_custom_jwt(token, &custom, &hosts, now)?;        // CONNECT or AUTH 0x19
+//! let id = authenticate_certificate(&ns, username, &peer_chain)?;  // or, at CONNECT, a cert
 //! let perms = ns.permissions(&id.identity);                        // once per (re)auth
 //! let mask = ns.topic_space_mask(topic);                           // memoizable per worker
 //! check_publish_with_mask(&perms, mask, topic);                    // per PUBLISH
 //! check_subscribe(&perms, filter);                                 // per SUBSCRIBE filter
 //! ```
 
+pub mod cert;
 pub mod model;
 pub mod policy;
 pub mod query;
 pub mod token;
 pub mod topics;
 
-pub use model::{AttrValue, Attributes, ConfigError, Namespace, Permission};
+pub use cert::{
+    authenticate_certificate, authenticate_certificate_with, parse_certificate, CertError,
+    CertInfo, ChainTrust,
+};
+pub use model::{
+    normalize_thumbprint, AttrValue, Attributes, ConfigError, Namespace, Permission,
+    ValidationScheme,
+};
 pub use policy::{
     check_publish, check_publish_with_mask, check_subscribe, AuthKind, ClientIdentity,
     ClientPermissions, CompiledNamespace,

@@ -164,6 +164,76 @@ pub struct ClientDef {
     pub attributes: Attributes,
     #[serde(default)]
     pub state: ClientState,
+    /// Which certificate field must equal the authentication name (§5); Azure's
+    /// `validationScheme`, spelled as Azure spells it.
+    #[serde(default)]
+    pub validation_scheme: ValidationScheme,
+    /// `allowedThumbprints`: hex SHA-256 of the DER certificate, 1–2 entries, only with
+    /// `ThumbprintMatch`. Case and ':' separators are ignored (`normalize_thumbprint`).
+    #[serde(default)]
+    pub allowed_thumbprints: Vec<String>,
+}
+
+/// Thumbprints per client with `ThumbprintMatch`: 1–2, so one can be rotated [doc].
+pub const MAX_ALLOWED_THUMBPRINTS: usize = 2;
+
+/// How a client certificate proves the authentication name (Azure `validationScheme`, §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum ValidationScheme {
+    /// The subject's common name (CN).
+    #[default]
+    SubjectMatchesAuthenticationName,
+    /// A DNS name in the subject alternative names.
+    DnsMatchesAuthenticationName,
+    /// A URI in the subject alternative names.
+    UriMatchesAuthenticationName,
+    /// An IP address in the subject alternative names.
+    IpMatchesAuthenticationName,
+    /// An e-mail address (rfc822Name) in the subject alternative names.
+    EmailMatchesAuthenticationName,
+    /// The certificate's SHA-256 thumbprint is one of `allowed_thumbprints` (self-signed
+    /// certificates; no CA involved).
+    ThumbprintMatch,
+}
+
+impl ValidationScheme {
+    /// The Azure spelling, as written in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValidationScheme::SubjectMatchesAuthenticationName => {
+                "SubjectMatchesAuthenticationName"
+            }
+            ValidationScheme::DnsMatchesAuthenticationName => "DnsMatchesAuthenticationName",
+            ValidationScheme::UriMatchesAuthenticationName => "UriMatchesAuthenticationName",
+            ValidationScheme::IpMatchesAuthenticationName => "IpMatchesAuthenticationName",
+            ValidationScheme::EmailMatchesAuthenticationName => "EmailMatchesAuthenticationName",
+            ValidationScheme::ThumbprintMatch => "ThumbprintMatch",
+        }
+    }
+
+    /// True for the schemes that rely on a CA having vouched for the certificate's fields.
+    pub fn needs_ca(self) -> bool {
+        self != ValidationScheme::ThumbprintMatch
+    }
+}
+
+impl fmt::Display for ValidationScheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A configured thumbprint in canonical form: 64 lowercase hex digits, ':' separators and
+/// surrounding blanks removed (tools print them as `AB:CD:..` or `abcd..`). `None` when it is
+/// not a SHA-256 thumbprint (a 40-digit SHA-1 one included: Event Grid pins SHA-256).
+pub fn normalize_thumbprint(text: &str) -> Option<String> {
+    let hex: String = text
+        .trim()
+        .chars()
+        .filter(|&c| c != ':')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
 }
 
 /// A disabled client is refused at CONNECT (0x87).
@@ -394,6 +464,7 @@ impl Namespace {
                     "authentication_name is used twice (names ignore case)",
                 );
             }
+            client.validate_certificate_fields(&item)?;
             let mut total = 0;
             for (key, value) in &client.attributes {
                 if !is_attribute_key(key) {
@@ -541,6 +612,44 @@ impl Namespace {
             .iter()
             .position(|g| g.name.eq_ignore_ascii_case(name))
             .map(Some)
+    }
+}
+
+impl ClientDef {
+    /// `allowed_thumbprints` goes with `ThumbprintMatch` only, 1–2 well-formed entries.
+    fn validate_certificate_fields(&self, item: &str) -> Result<(), ConfigError> {
+        let thumbprints = &self.allowed_thumbprints;
+        if self.validation_scheme != ValidationScheme::ThumbprintMatch {
+            if !thumbprints.is_empty() {
+                return err(
+                    format!("{item}.allowed_thumbprints"),
+                    format!(
+                        "only used with validation_scheme = \"ThumbprintMatch\" (this client uses {:?})",
+                        self.validation_scheme.as_str()
+                    ),
+                );
+            }
+            return Ok(());
+        }
+        if !(1..=MAX_ALLOWED_THUMBPRINTS).contains(&thumbprints.len()) {
+            return err(
+                format!("{item}.allowed_thumbprints"),
+                format!(
+                    "validation_scheme = \"ThumbprintMatch\" needs 1-{MAX_ALLOWED_THUMBPRINTS} thumbprints"
+                ),
+            );
+        }
+        for (j, text) in thumbprints.iter().enumerate() {
+            if normalize_thumbprint(text).is_none() {
+                return err(
+                    format!("{item}.allowed_thumbprints[{j}]"),
+                    format!(
+                        "{text:?} is not a SHA-256 thumbprint (64 hex digits, ':' separators allowed)"
+                    ),
+                );
+            }
+        }
+        Ok(())
     }
 }
 
