@@ -13,6 +13,8 @@ use std::fs;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use hubmq_auth::eventgrid::{CompiledNamespace, Namespace};
+use hubmq_auth::KeyRing;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The whole configuration file. Every table and key has a default, so an empty file is valid.
@@ -28,9 +30,13 @@ pub struct Config {
     pub upstream: UpstreamCfg,
     pub metrics: MetricsCfg,
     pub log: Log,
-    /// Event Grid namespaces (`eventgrid-mqtt.md`), kept as TOML until that mode is built.
+    /// Event Grid namespaces (`eventgrid-mqtt.md`) as written (for `--print-config`); the
+    /// typed form, checked by `validate`, is `eventgrid_namespaces`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eventgrid: Option<toml::Value>,
+    /// `[eventgrid.namespaces.*]`, parsed and validated (key files readable and loadable).
+    #[serde(skip)]
+    pub eventgrid_namespaces: BTreeMap<String, Namespace>,
     /// The random access key generated because no key was configured; `main` prints it with a
     /// ready client URL. Also present in `auth.access_keys`.
     #[serde(skip)]
@@ -350,6 +356,7 @@ impl Default for Config {
             metrics: MetricsCfg::default(),
             log: Log::default(),
             eventgrid: None,
+            eventgrid_namespaces: BTreeMap::new(),
             generated_key: None,
             path: None,
         }
@@ -602,6 +609,7 @@ impl Config {
 
     fn validate(&mut self) -> Result<(), (String, String)> {
         self.validate_server()?;
+        self.validate_eventgrid()?;
         self.validate_listeners()?;
         self.validate_auth()?;
         self.limits.validate()?;
@@ -736,11 +744,42 @@ impl Config {
     }
 
     fn has_eventgrid_namespace(&self, ns: &str) -> bool {
-        self.eventgrid
-            .as_ref()
-            .and_then(|eg| eg.get("namespaces"))
-            .and_then(|n| n.get(ns))
-            .is_some()
+        self.eventgrid_namespaces.contains_key(ns)
+    }
+
+    /// Parses `[eventgrid]` into typed namespaces and checks each one: the model's documented
+    /// limits, template and query syntax, and that its key files load.
+    fn validate_eventgrid(&mut self) -> Result<(), (String, String)> {
+        let Some(raw) = &self.eventgrid else {
+            return Ok(());
+        };
+        let eg: EventGridCfg = raw
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| ("eventgrid".to_owned(), one_line(&e.to_string())))?;
+        for (name, ns) in &eg.namespaces {
+            let key = format!("eventgrid.namespaces.{name}");
+            if !valid_namespace_name(name) {
+                return Err((
+                    key,
+                    "invalid namespace name (3-50 letters, digits or '-')".into(),
+                ));
+            }
+            ns.validate()
+                .map_err(|e| (format!("{key}.{}", e.item), e.reason.clone()))?;
+            CompiledNamespace::compile(ns)
+                .map_err(|e| (format!("{key}.{}", e.item), e.reason.clone()))?;
+            if ns.retain {
+                return Err((
+                    format!("{key}.retain"),
+                    "retained messages are not supported yet in Event Grid mode (set retain = false)"
+                        .into(),
+                ));
+            }
+            namespace_keys(ns).map_err(|(k, reason)| (format!("{key}.{k}"), reason))?;
+        }
+        self.eventgrid_namespaces = eg.namespaces;
+        Ok(())
     }
 
     fn validate_auth(&mut self) -> Result<(), (String, String)> {
@@ -950,6 +989,64 @@ fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
 }
 
 /// The file must be readable and look like PEM; the real parse happens in TLS / auth set-up.
+/// `[eventgrid]`: only the namespaces table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventGridCfg {
+    #[serde(default)]
+    namespaces: BTreeMap<String, Namespace>,
+}
+
+/// Namespace names follow Azure's resource rule: 3-50 characters, letters, digits and '-'.
+fn valid_namespace_name(name: &str) -> bool {
+    (3..=50).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// A multi-line parser message on one line (config errors are one line).
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Loads a JWKS file and PEM public-key files into one key ring; `what` names the table for
+/// errors (`entra`, `custom_jwt`).
+fn load_keys(what: &str, jwks: Option<&str>, pems: &[String]) -> Result<KeyRing, (String, String)> {
+    let mut ring = KeyRing::new();
+    if let Some(path) = jwks {
+        let key = format!("{what}.jwks_file");
+        let text = fs::read_to_string(path)
+            .map_err(|e| (key.clone(), format!("cannot read {path}: {e}")))?;
+        ring.add_jwks_json(&text)
+            .map_err(|e| (key, format!("{path}: {e}")))?;
+    }
+    for (i, path) in pems.iter().enumerate() {
+        let key = format!("{what}.public_key_files[{i}]");
+        let text = fs::read_to_string(path)
+            .map_err(|e| (key.clone(), format!("cannot read {path}: {e}")))?;
+        ring.add_public_pem(&text)
+            .map_err(|e| (key, format!("{path}: {e}")))?;
+    }
+    if !ring.has_public_keys() {
+        return Err((
+            what.to_owned(),
+            "no signing key: set jwks_file or public_key_files".into(),
+        ));
+    }
+    Ok(ring)
+}
+
+/// The Entra and custom-JWT key rings of a namespace (empty when the method is off).
+pub fn namespace_keys(ns: &Namespace) -> Result<(KeyRing, KeyRing), (String, String)> {
+    let entra = match &ns.entra {
+        Some(e) => load_keys("entra", e.jwks_file.as_deref(), &e.public_key_files)?,
+        None => KeyRing::new(),
+    };
+    let custom = match &ns.custom_jwt {
+        Some(c) => load_keys("custom_jwt", c.jwks_file.as_deref(), &c.public_key_files)?,
+        None => KeyRing::new(),
+    };
+    Ok((entra, custom))
+}
+
 fn read_pem(path: &Path) -> Result<(), String> {
     let text = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if !text.windows(11).any(|w| w == b"-----BEGIN ") {

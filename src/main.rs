@@ -97,8 +97,15 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let exporter = hubmq_metrics::install().map_err(|e| anyhow::anyhow!("{e}"))?;
     let settings = settings_from(&config, exporter.clone())?;
     let server = hubmq_net::start(settings).context("cannot start listeners")?;
-    for (kind, addr) in &server.bound {
-        println!("hubmq listening kind={} addr={addr}", kind.name());
+    // `bound` is in the order of the configured listeners.
+    for ((kind, addr), l) in server.bound.iter().zip(&config.listeners) {
+        match &l.namespace {
+            Some(ns) => println!(
+                "hubmq listening kind={} addr={addr} namespace={ns}",
+                kind.name()
+            ),
+            None => println!("hubmq listening kind={} addr={addr}", kind.name()),
+        }
     }
     if let Some(bind) = config.metrics.bind {
         let addr = metrics_http::start(bind, config.metrics.path.clone(), exporter.clone())
@@ -209,6 +216,7 @@ fn settings_from(config: &Config, exporter: hubmq_metrics::Exporter) -> anyhow::
             addr: l.bind,
             tls,
             client_auth,
+            namespace: l.namespace.clone(),
         });
     }
     let l = &config.limits;
@@ -245,7 +253,44 @@ fn settings_from(config: &Config, exporter: hubmq_metrics::Exporter) -> anyhow::
         metrics_path: config.metrics.path.clone(),
         metrics: Some(exporter),
         upstream: upstream_settings(config),
+        eventgrid: eventgrid_settings(config)?,
     })
+}
+
+/// Event Grid namespaces with their keys loaded. CUSTOM-JWT audiences: the configured host
+/// names plus each of the namespace's listeners' hosts (`localhost` for loopback/wildcard).
+fn eventgrid_settings(config: &Config) -> anyhow::Result<Vec<hubmq_net::NamespaceSettings>> {
+    let mut out = Vec::new();
+    for (name, ns) in &config.eventgrid_namespaces {
+        let (entra_keys, custom_keys) = config::namespace_keys(ns).map_err(|(key, reason)| {
+            anyhow::anyhow!("eventgrid.namespaces.{name}.{key}: {reason}")
+        })?;
+        let mut audiences = ns.hostnames.clone();
+        for l in config
+            .listeners
+            .iter()
+            .filter(|l| l.namespace.as_deref() == Some(name.as_str()))
+        {
+            let ip = l.bind.ip();
+            let mut hosts = vec![ip.to_string()];
+            if ip.is_loopback() || ip.is_unspecified() {
+                hosts.push("localhost".to_owned());
+            }
+            for h in hosts {
+                if !audiences.contains(&h) {
+                    audiences.push(h);
+                }
+            }
+        }
+        out.push(hubmq_net::NamespaceSettings {
+            name: name.clone(),
+            model: ns.clone(),
+            entra_keys,
+            custom_keys,
+            audiences,
+        });
+    }
+    Ok(out)
 }
 
 /// The upstream event handlers of every hub that has any. Events are signed with the hub's own

@@ -24,6 +24,7 @@ use hubmq_core::topic::{check_filter, check_topic, FilterKind, TopicKind, SERVER
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
 use crate::auth::{authenticate, compile_permissions, valid_hub_name, AuthFailure, Identity};
+use crate::eventgrid::EgNamespace;
 use crate::upstream::{self, event as up_event, reply as up_reply, SessionUp, SystemEvent};
 use crate::worker::{ConnHandle, Out, Transport, WillSpec, Worker};
 use crate::ws::{self, WsDecoder, WsEvent};
@@ -54,6 +55,26 @@ async fn read_into<R: AsyncReadRent>(
     (res, slice.into_inner())
 }
 
+mod eg;
+
+/// How a connection authenticates, fixed by where it arrived.
+pub enum Auth {
+    /// Web PubSub: the identity from the WebSocket upgrade, or `None` = from CONNECT (TCP/TLS).
+    WebPubSub(Option<Identity>),
+    /// An Event Grid namespace's listener: CONNECT carries the credentials.
+    EventGrid(Arc<EgNamespace>),
+}
+
+impl Auth {
+    /// A TCP/TLS listener's connections: the namespace's, or Web PubSub from CONNECT.
+    pub fn for_listener(ns: Option<Arc<EgNamespace>>) -> Auth {
+        match ns {
+            Some(ns) => Auth::EventGrid(ns),
+            None => Auth::WebPubSub(None),
+        }
+    }
+}
+
 /// Smallest and largest read size of an MQTT connection (see `Reader::read_size`).
 const READ_MIN: usize = 1024;
 const READ_MAX: usize = 64 * 1024;
@@ -80,17 +101,19 @@ struct Active {
     identity: Identity,
     keep_alive: u16,
     client_id: Arc<str>,
+    /// Event Grid connections: the namespace, credentials and rights (see `eg`).
+    eg: Option<Box<eg::EgConn>>,
 }
 
 /// Runs an MQTT connection to the end. `rx` holds bytes already read (after an HTTP upgrade),
-/// `pre` the identity established at the upgrade (WebSocket) or None (TCP/TLS: from CONNECT),
-/// `client_certs` the chain a mutual-TLS client presented (DER, leaf first; usually empty).
+/// `auth` how it authenticates, `client_certs` the chain a mutual-TLS client presented (DER,
+/// leaf first; usually empty).
 pub async fn run<S>(
     w: Rc<Worker>,
     stream: S,
     transport: Transport,
     rx: BytesMut,
-    pre: Option<Identity>,
+    auth: Auth,
     client_certs: Vec<Vec<u8>>,
 ) where
     S: AsyncReadRent + AsyncWriteRent + monoio::io::Split + 'static,
@@ -99,15 +122,24 @@ pub async fn run<S>(
     let (mut r, wr) = stream.into_split();
     let h = Rc::new(ConnHandle::new(w.shared.next_serial(), transport));
     let writer = monoio::spawn(crate::writer::write_loop(w.clone(), h.clone(), wr));
+    let (pre, ns) = match auth {
+        Auth::WebPubSub(pre) => (pre, None),
+        Auth::EventGrid(ns) => (None, Some(ns)),
+    };
+    let max_packet = ns
+        .as_ref()
+        .map_or(w.limits().max_packet_size, |n| n.limits.max_packet_size);
     let mut c = Reader {
         w: w.clone(),
         h: h.clone(),
         phase: Phase::AwaitConnect,
         pre,
+        ns,
+        token_deadline: None,
         client_certs,
         ws: transport
             .is_ws()
-            .then(|| WsDecoder::new(2 * w.limits().max_packet_size as usize + 64)),
+            .then(|| WsDecoder::new(2 * max_packet as usize + 64)),
         mqtt_rx: BytesMut::new(),
         deadline: Instant::now() + w.shared.settings.connect_timeout,
         read_size: READ_MIN,
@@ -184,6 +216,11 @@ struct Reader {
     h: Rc<ConnHandle>,
     phase: Phase,
     pre: Option<Identity>,
+    /// The Event Grid namespace of the listener; `None` = Web PubSub.
+    ns: Option<Arc<EgNamespace>>,
+    /// Event Grid: when the current token stops being valid (exp + skew); the connection is
+    /// closed with 0x87 then unless re-authenticated (AUTH 0x19) before.
+    token_deadline: Option<Instant>,
     /// The client's TLS certificate chain, for the upstream `connect` event; taken there.
     client_certs: Vec<Vec<u8>>,
     ws: Option<WsDecoder>,
@@ -225,10 +262,15 @@ impl Reader {
                 return End::WithWill;
             }
             let now = Instant::now();
-            if now >= self.deadline {
+            // The keep-alive clock and the token's expiry share the read's one timer.
+            let deadline = match self.token_deadline {
+                Some(t) => t.min(self.deadline),
+                None => self.deadline,
+            };
+            if now >= deadline {
                 return self.timeout();
             }
-            let remaining = self.deadline - now;
+            let remaining = deadline - now;
             let h = self.h.clone();
             if rx.is_empty() && rx.capacity() > 2 * self.read_size {
                 // A burst is over: give the big buffer back instead of parking it in the
@@ -275,6 +317,12 @@ impl Reader {
     }
 
     fn timeout(&mut self) -> End {
+        if self
+            .token_deadline
+            .is_some_and(|t| Instant::now() >= t && matches!(self.phase, Phase::Active(_)))
+        {
+            return self.token_expired();
+        }
         match &self.phase {
             Phase::AwaitConnect => {
                 tracing::debug!("closing connection that sent no CONNECT in time");
@@ -322,9 +370,17 @@ impl Reader {
         }
     }
 
+    /// The limits this connection is held to: its namespace's, or the server's.
+    fn limits(&self) -> &hubmq_core::limits::Limits {
+        match &self.ns {
+            Some(ns) => &ns.limits,
+            None => self.w.limits(),
+        }
+    }
+
     async fn process_mqtt(&mut self, rx: &mut BytesMut) -> Result<(), Stop> {
         loop {
-            let max = self.w.limits().max_packet_size as usize;
+            let max = self.limits().max_packet_size as usize;
             let buf = if self.ws.is_some() {
                 &mut self.mqtt_rx
             } else {
@@ -425,6 +481,9 @@ impl Reader {
         let active = match &mut self.phase {
             Phase::AwaitConnect => {
                 return match p {
+                    Packet::Connect(c) if self.ns.is_some() => {
+                        Box::pin(self.on_connect_eg(c)).await
+                    }
                     // Boxed: the CONNECT path (token checks, upstream call, takeover) is large
                     // and runs once; inlining it would grow every idle connection's future.
                     Packet::Connect(c) => Box::pin(self.on_connect(c)).await,
@@ -437,6 +496,17 @@ impl Reader {
             Phase::Active(a) => a,
         };
         let idx = active.idx;
+        if active.eg.is_some() {
+            if let Some(p) = self.handle_eg(p)? {
+                return self.handle_common(idx, p).await;
+            }
+            return Ok(());
+        }
+        self.handle_common(idx, p).await
+    }
+
+    /// The packets both modes handle alike (Event Grid filters its own first, see `eg`).
+    async fn handle_common(&mut self, idx: SessionIdx, p: Packet) -> Result<(), Stop> {
         match p {
             Packet::Publish(pb) => self.on_publish(pb).await,
             Packet::PubAck(a) => {
@@ -496,7 +566,7 @@ impl Reader {
                     if expiry0 && e > 0 {
                         return Err(Stop::err(ReasonCode::ProtocolError, "session expiry was 0"));
                     }
-                    let cap = self.w.limits().max_session_expiry_secs;
+                    let cap = self.limits().max_session_expiry_secs;
                     self.w
                         .with_slot(idx, |s| s.session.expiry_secs = e.min(cap));
                 }
@@ -823,6 +893,7 @@ impl Reader {
             identity,
             keep_alive: n.keep_alive,
             client_id,
+            eg: None,
         }));
         self.touch();
         Ok(())

@@ -8,6 +8,7 @@
 
 mod auth;
 mod conn;
+pub mod eventgrid;
 pub mod http;
 mod lifecycle;
 mod notify;
@@ -23,6 +24,7 @@ pub mod ws;
 mod xcore;
 
 pub use auth::valid_hub_name;
+pub use eventgrid::NamespaceSettings;
 pub use lifecycle::{AuthSettings, Heartbeats};
 pub use server::{start, Server};
 pub use settings::{HubSettings, ListenerKind, ListenerSpec, Settings};

@@ -16,6 +16,7 @@ use hubmq_core::ids::{GroupId, HubId, WorkerId};
 #[derive(Debug)]
 pub struct GroupShared {
     pub id: GroupId,
+    pub hub: HubId,
     pub name: Arc<str>,
     pub interest: AtomicU64,
 }
@@ -78,6 +79,7 @@ impl Registry {
         }
         let shared = Arc::new(GroupShared {
             id: GroupId(g.len() as u32),
+            hub,
             name: key.1.clone(),
             interest: AtomicU64::new(0),
         });

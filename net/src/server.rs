@@ -3,6 +3,7 @@
 //! its own monoio runtime and its own SO_REUSEPORT listening sockets, and routes accepted
 //! connections: TLS handshake, HTTP head (WebSocket upgrade, /metrics, /healthz) or MQTT.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -17,12 +18,16 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::auth::{authenticate, valid_hub_name, AuthFailure};
 use crate::conn::{self, read_more};
+use crate::eventgrid::EgNamespace;
 use crate::http::{self, Head};
 use crate::registry::Registry;
 use crate::settings::{ListenerKind, Settings};
 use crate::worker::{Shared, Transport, Worker};
 use crate::xcore::{Command, Mesh};
 use hubmq_metrics::ConnectOutcome;
+
+/// Where an Event Grid namespace's WebSocket MQTT endpoint lives (`wss://{host}/mqtt`) [doc].
+const EG_WS_PATH: &str = "/mqtt";
 
 /// A running broker: the bound addresses and the worker threads.
 pub struct Server {
@@ -116,10 +121,23 @@ pub fn start(mut settings: Settings) -> io::Result<Server> {
         },
     );
     let upstream = crate::upstream::Upstream::start(&settings.upstream)?;
+    let registry = Registry::default();
+    let mut eventgrid = HashMap::new();
+    for ns in &settings.eventgrid {
+        let hub = registry.hub(&crate::eventgrid::EgNamespace::hub_name(&ns.name));
+        let rt = crate::eventgrid::EgNamespace::new(ns, hub, &settings.limits).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("eventgrid namespace {}: {e}", ns.name),
+            )
+        })?;
+        eventgrid.insert(hub, Arc::new(rt));
+    }
     let shared = Arc::new(Shared {
         upstream,
+        eventgrid,
         settings,
-        registry: Registry::default(),
+        registry,
         mesh: Mesh::new(workers),
         serial: AtomicU64::new(0),
         shutting_down: AtomicBool::new(false),
@@ -215,6 +233,13 @@ async fn accept_loop(
     let max_per_worker = (w.shared.settings.max_connections / w.shared.settings.workers).max(1);
     let acceptor = spec.tls.clone().map(monoio_rustls::TlsAcceptor::from);
     let client_auth = spec.client_auth.clone();
+    let ns = spec.namespace.as_deref().and_then(|name| {
+        w.shared
+            .eventgrid
+            .values()
+            .find(|n| &*n.name == name)
+            .cloned()
+    });
     loop {
         // Shutdown cancels the pending accept through the gate; returning drops (closes) `tl`.
         if w.accept_gate.is_stopped() {
@@ -241,6 +266,7 @@ async fn accept_loop(
         let acceptor = acceptor.clone();
         let client_auth = client_auth.clone();
         let kind = spec.kind;
+        let ns = ns.clone();
         monoio::spawn(async move {
             w.connections.set(w.connections.get() + 1);
             // Each branch is boxed so the task stores only the future of the branch taken
@@ -252,16 +278,25 @@ async fn accept_loop(
                         stream,
                         Transport::Tcp,
                         BytesMut::new(),
-                        None,
+                        conn::Auth::for_listener(ns),
                         Vec::new(),
                     ))
                     .await
                 }
                 (ListenerKind::Http, _) => {
-                    Box::pin(serve_http(w.clone(), stream, false, Vec::new())).await
+                    Box::pin(serve_http(w.clone(), stream, false, Vec::new(), ns)).await
                 }
                 (_, Some(acc)) => {
-                    Box::pin(serve_tls(w.clone(), acc, client_auth, stream, kind, peer)).await
+                    Box::pin(serve_tls(
+                        w.clone(),
+                        acc,
+                        client_auth,
+                        stream,
+                        kind,
+                        peer,
+                        ns,
+                    ))
+                    .await
                 }
                 (_, None) => tracing::error!("TLS listener without TLS configuration"),
             }
@@ -279,6 +314,7 @@ async fn serve_tls(
     stream: monoio::net::TcpStream,
     kind: ListenerKind,
     peer: SocketAddr,
+    ns: Option<Arc<EgNamespace>>,
 ) {
     let (acc, slot) = match client_auth.as_deref().map(|a| a.config_for_connection()) {
         None => (acc, None),
@@ -296,9 +332,10 @@ async fn serve_tls(
         .unwrap_or_default();
     match res {
         Ok(Ok(tls)) if kind == ListenerKind::Tls => {
-            conn::run(w.clone(), tls, Transport::Tls, BytesMut::new(), None, certs).await
+            let auth = conn::Auth::for_listener(ns);
+            conn::run(w.clone(), tls, Transport::Tls, BytesMut::new(), auth, certs).await
         }
-        Ok(Ok(tls)) => serve_http(w.clone(), tls, true, certs).await,
+        Ok(Ok(tls)) => serve_http(w.clone(), tls, true, certs, ns).await,
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }
@@ -306,8 +343,15 @@ async fn serve_tls(
 
 /// Serves HTTP requests on one connection until it upgrades to WebSocket MQTT or closes.
 /// `certs`: the client's TLS certificate chain (mutual TLS), for the upstream `connect` event.
-async fn serve_http<S>(w: Rc<Worker>, mut s: S, tls: bool, certs: Vec<Vec<u8>>)
-where
+/// On a listener of an Event Grid namespace (`ns`) MQTT over WebSocket is at `/mqtt` and the
+/// client authenticates in CONNECT; the Web PubSub paths and the REST API are not served there.
+async fn serve_http<S>(
+    w: Rc<Worker>,
+    mut s: S,
+    tls: bool,
+    certs: Vec<Vec<u8>>,
+    ns: Option<Arc<EgNamespace>>,
+) where
     S: AsyncReadRent + AsyncWriteRent + monoio::io::Split + 'static,
 {
     let settings = &w.shared.settings;
@@ -357,6 +401,30 @@ where
                 &[],
                 close,
             )
+        } else if let Some(ns) = &ns {
+            if path == EG_WS_PATH {
+                match http::check_upgrade(&head) {
+                    Ok(up) => {
+                        let (res, _) = s.write_all(http::switching_protocols(&up)).await;
+                        if res.is_err() {
+                            return;
+                        }
+                        let transport = if tls { Transport::Wss } else { Transport::Ws };
+                        let auth = conn::Auth::EventGrid(ns.clone());
+                        conn::run(w.clone(), s, transport, buf, auth, certs).await;
+                        return;
+                    }
+                    Err(reason) => http::response(
+                        400,
+                        "text/plain",
+                        format!("{reason}\n").as_bytes(),
+                        &[],
+                        true,
+                    ),
+                }
+            } else {
+                http::response(404, "text/plain", b"not found\n", &[], close)
+            }
         } else if let Some(hub) = path.strip_prefix("/clients/mqtt/hubs/") {
             match upgrade(&w, &head, hub, tls) {
                 Ok((resp, identity)) => {
@@ -365,7 +433,8 @@ where
                         return;
                     }
                     let transport = if tls { Transport::Wss } else { Transport::Ws };
-                    conn::run(w.clone(), s, transport, buf, Some(identity), certs).await;
+                    let auth = conn::Auth::WebPubSub(Some(identity));
+                    conn::run(w.clone(), s, transport, buf, auth, certs).await;
                     return;
                 }
                 Err(resp) => resp,

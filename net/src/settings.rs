@@ -44,6 +44,8 @@ pub struct ListenerSpec {
     /// Mutual TLS (tls / https only): connections get their own config that captures the
     /// client's certificate chain.
     pub client_auth: Option<Arc<crate::tls::ClientAuth>>,
+    /// Serve this Event Grid namespace (by name) instead of Web PubSub hubs.
+    pub namespace: Option<String>,
 }
 
 /// Per-hub settings; hubs that are not declared use `HubSettings::default()`.
@@ -76,6 +78,8 @@ pub struct Settings {
     pub metrics: Option<hubmq_metrics::Exporter>,
     /// Upstream event handlers (restart to change).
     pub upstream: crate::upstream::UpstreamSettings,
+    /// Event Grid namespaces (restart to change).
+    pub eventgrid: Vec<crate::eventgrid::NamespaceSettings>,
 }
 
 impl Settings {

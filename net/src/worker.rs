@@ -42,6 +42,8 @@ pub struct Shared {
     pub control: crate::lifecycle::Control,
     /// The upstream event-handler client; `None` when no hub has a handler.
     pub upstream: Option<Arc<crate::upstream::Upstream>>,
+    /// Event Grid namespaces by their registry hub (empty without `[eventgrid]`).
+    pub eventgrid: HashMap<HubId, Arc<crate::eventgrid::EgNamespace>>,
 }
 
 impl Shared {
@@ -198,7 +200,13 @@ pub struct State {
     /// a publish to a topic nobody ever subscribed to costs no lock until a group is created.
     missing_groups: HashMap<(HubId, Box<str>), u64>,
     /// Scratch buffer for session output, reused to avoid an allocation per delivery.
-    scratch: Vec<OutItem>,
+    pub(crate) scratch: Vec<OutItem>,
+    /// Event Grid: this worker's wildcard subscriptions per namespace (see `eventgrid`).
+    pub(crate) eg_tries: HashMap<HubId, hubmq_core::trie::TopicTrie<GroupId>>,
+    /// Event Grid: topic → matching variable-free topic spaces, per namespace.
+    pub(crate) eg_masks: HashMap<HubId, HashMap<Box<str>, u64>>,
+    /// Event Grid: scratch list of (session, granted QoS, no local) for one delivery.
+    pub(crate) eg_targets: Vec<(SessionIdx, QoS, bool)>,
 }
 
 pub struct Worker {
@@ -481,7 +489,7 @@ impl Worker {
             now,
         ));
         if spec.delay_secs == 0 {
-            self.publish(&g, msg);
+            self.publish_in(hub, &g, msg);
         } else {
             let at = now + u64::from(spec.delay_secs) * 1000;
             self.with_slot(idx, |s| s.pending_will = Some((msg, g, at)));
@@ -510,10 +518,13 @@ impl Worker {
         }
         if release {
             self.registry().release_session(&slot.key, self.id);
+            if let Some(ns) = self.eg(slot.key.0) {
+                ns.release_session(&slot.key.1);
+            }
         }
         self.counters.borrow_mut().sessions -= 1;
         if let Some((msg, g, _)) = slot.pending_will {
-            self.publish(&g, msg);
+            self.publish_in(slot.key.0, &g, msg);
         }
         // A session that moved to another worker took its upstream data along (`up` is None).
         if let (Some(mut up), Some(u)) = (slot.up, &self.shared.upstream) {
@@ -572,6 +583,12 @@ impl Worker {
             lg.members.push((idx, opts));
             if lg.members.len() == 1 {
                 g.interest.fetch_or(1u64 << self.id.0, Ordering::AcqRel);
+                if let Some(ns) = self
+                    .eg(g.hub)
+                    .filter(|_| crate::eventgrid::is_wildcard(&g.name))
+                {
+                    self.eg_index(&mut st, ns, g);
+                }
             }
         }
         new
@@ -596,7 +613,15 @@ impl Worker {
             lg.shared
                 .interest
                 .fetch_and(!(1u64 << self.id.0), Ordering::AcqRel);
-            st.groups.remove(&g);
+            if let Some(lg) = st.groups.remove(&g) {
+                let shared = lg.shared;
+                if let Some(ns) = self
+                    .eg(shared.hub)
+                    .filter(|_| crate::eventgrid::is_wildcard(&shared.name))
+                {
+                    self.eg_unindex(&mut st, ns, &shared);
+                }
+            }
         }
     }
 
@@ -689,6 +714,9 @@ impl Worker {
         loop {
             let n = mesh.drain(self.id, 4096, |m| match m {
                 CoreMsg::Deliver { group, msg } => self.deliver_local(group, &msg),
+                CoreMsg::DeliverTopic { hub, group, msg } => {
+                    self.eg_deliver_local(hub, group, &msg)
+                }
             });
             if n > 0 {
                 // Let the writers flush what this batch queued before taking more.
@@ -809,7 +837,7 @@ impl Worker {
                     let Some(s) = s.as_mut() else { continue };
                     if matches!(s.pending_will, Some((_, _, at)) if now >= at) {
                         if let Some((m, g, _)) = s.pending_will.take() {
-                            wills.push((m, g));
+                            wills.push((s.key.0, m, g));
                         }
                     }
                     if matches!(s.expires_at_ms, Some(at) if now >= at) {
@@ -817,8 +845,8 @@ impl Worker {
                     }
                 }
             }
-            for (m, g) in wills {
-                self.publish(&g, m);
+            for (hub, m, g) in wills {
+                self.publish_in(hub, &g, m);
             }
             for idx in expired {
                 tracing::debug!(worker = self.id.0, "offline session expired");
@@ -877,7 +905,8 @@ fn disconnect_reason(server: Option<ReasonCode>, will: bool) -> DisconnectReason
 /// One delivery of `msg` at `qos` to a session — the rules shared by group fan-out and server
 /// messages. QoS 0 skips the session: online → the connection queue (dropped past
 /// `outbound_queue_bytes`), offline → gone. QoS 1/2 go through the session window and queue;
-/// an online session whose queue overflowed is pushed on `slow`.
+/// an online session whose queue overflowed is pushed on `slow`. Returns true when the queue
+/// of an offline session overflowed (Event Grid ends such a session).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn offer_to_slot(
     slot: &mut Slot,
@@ -888,7 +917,7 @@ pub(crate) fn offer_to_slot(
     c: &mut CoreCounters,
     scratch: &mut Vec<OutItem>,
     slow: &mut Vec<Rc<ConnHandle>>,
-) {
+) -> bool {
     let conn = slot.conn.as_ref();
     if qos == QoS::AtMostOnce {
         match conn {
@@ -904,7 +933,7 @@ pub(crate) fn offer_to_slot(
             Some(_) => c.dropped[DropReason::QueueFull.index()] += 1,
             None => c.dropped[DropReason::NoSession.index()] += 1,
         }
-        return;
+        return false;
     }
     scratch.clear();
     match slot
@@ -918,13 +947,15 @@ pub(crate) fn offer_to_slot(
         }
         Err(Refused::QueueFull) => {
             c.dropped[DropReason::SessionQueueFull.index()] += 1;
-            if let Some(conn) = conn {
-                slow.push(conn.clone());
+            match conn {
+                Some(conn) => slow.push(conn.clone()),
+                None => return true,
             }
         }
         Err(Refused::Expired) => c.dropped[DropReason::Expired.index()] += 1,
         Err(Refused::Offline) => c.dropped[DropReason::NoSession.index()] += 1,
     }
+    false
 }
 
 /// Disconnects consumers whose session queue overflowed (v5 0x97), after the state borrow.

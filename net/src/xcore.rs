@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use atomic_waker::AtomicWaker;
 use crossbeam_queue::ArrayQueue;
-use hubmq_core::ids::{GroupId, WorkerId};
+use hubmq_core::ids::{GroupId, HubId, WorkerId};
 use hubmq_core::message::Message;
 use hubmq_core::mqtt::QoS;
 use hubmq_core::session::SubOpts;
@@ -23,6 +23,13 @@ const QUEUE_CAPACITY: usize = 16 * 1024;
 pub enum CoreMsg {
     /// Deliver `msg` to this worker's local subscribers of `group`.
     Deliver { group: GroupId, msg: Arc<Message> },
+    /// Deliver `msg` to this worker's subscribers in Event Grid namespace `hub` whose filter
+    /// matches its topic (`group` = the exact-topic group, if one exists).
+    DeliverTopic {
+        hub: HubId,
+        group: Option<GroupId>,
+        msg: Arc<Message>,
+    },
 }
 
 /// Cold-path command to a worker.

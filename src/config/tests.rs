@@ -33,6 +33,12 @@ const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\
 fn sample(dir: &TempDir) -> String {
     let cert = dir.file("cert.pem", PEM);
     let key = dir.file("key.pem", PEM);
+    // A syntactically valid JWKS (an EC P-256 key of zero coordinates: loads, verifies nothing).
+    let zero = "A".repeat(43);
+    let jwks = dir.file(
+        "entra-jwks.json",
+        &format!(r#"{{"keys":[{{"kty":"EC","crv":"P-256","x":"{zero}","y":"{zero}"}}]}}"#),
+    );
     format!(
         r#"
 [server]
@@ -89,7 +95,7 @@ hostnames = ["factory.example.net"]          # accepted CUSTOM-JWT audiences (pl
 [eventgrid.namespaces.factory.entra]         # OAUTH2-JWT
 tenants = ["00000000-0000-0000-0000-000000000001"]
 audiences = ["https://eventgrid.azure.net/"]
-jwks_file = "/etc/hubmq/entra-jwks.json"     # RS256 keys (no network fetch needed)
+jwks_file = "{jwks}"     # RS256 keys (no network fetch needed)
 
 [[eventgrid.namespaces.factory.clients]]     # registered clients (certificate / username auth)
 authentication_name = "sensor-1"
@@ -100,7 +106,8 @@ name = "telemetry"
 templates = ["devices/${{client.authenticationName}}/telemetry", "fleet/+/status"]
 "#,
         cert = cert.display(),
-        key = key.display()
+        key = key.display(),
+        jwks = jwks.display()
     )
 }
 

@@ -28,21 +28,21 @@ const HUB: &str = "interop";
 const JOIN: &str = "webpubsub.joinLeaveGroup";
 const SEND: &str = "webpubsub.sendToGroup";
 /// `--timeout` handed to every script run: the bound on one scenario.
-const RUN_TIMEOUT_SECS: u64 = 15;
+pub(crate) const RUN_TIMEOUT_SECS: u64 = 15;
 /// How long a script may take beyond its own `--timeout` (interpreter start-up on a loaded
 /// machine) before the test kills it and fails.
 const PROCESS_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Client {
+pub(crate) enum Client {
     Paho,
     MqttJs,
 }
 
-const BOTH: [Client; 2] = [Client::Paho, Client::MqttJs];
+pub(crate) const BOTH: [Client; 2] = [Client::Paho, Client::MqttJs];
 
 impl Client {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Client::Paho => "paho",
             Client::MqttJs => "mqtt.js",
@@ -103,7 +103,7 @@ impl Client {
 
 /// True when every client in `clients` can run. Otherwise: under CI (`CI` set) the test fails;
 /// elsewhere it prints why and the caller returns early (a skip).
-fn require(test: &str, clients: &[Client]) -> bool {
+pub(crate) fn require(test: &str, clients: &[Client]) -> bool {
     let missing: Vec<String> = clients
         .iter()
         .filter_map(|c| c.missing().map(|why| format!("{}: {why}", c.name())))
@@ -181,7 +181,7 @@ fn dial<'a>(broker: &'a Broker, token: &'a str, transport: Transport, protocol: 
 }
 
 /// One running scenario script. Killed on drop if still running.
-struct Proc {
+pub(crate) struct Proc {
     what: String,
     child: Child,
     stdout: mpsc::Receiver<String>,
@@ -192,7 +192,7 @@ struct Proc {
 }
 
 impl Proc {
-    fn spawn(client: Client, args: Vec<String>) -> Proc {
+    pub(crate) fn spawn(client: Client, args: Vec<String>) -> Proc {
         let what = format!("{} {}", client.name(), args.join(" "));
         let mut child = client
             .command()
@@ -237,7 +237,7 @@ impl Proc {
 
     /// Waits for the `{"suback": [...], "ready": true}` line a subscriber prints once its
     /// SUBACK arrived, and returns it. Panics if the script ends or stalls first.
-    fn wait_ready(&mut self) -> Value {
+    pub(crate) fn wait_ready(&mut self) -> Value {
         loop {
             let left = self.deadline().saturating_duration_since(Instant::now());
             match self
@@ -271,7 +271,7 @@ impl Proc {
     }
 
     /// Waits for the script to exit 0 and returns the JSON object it printed.
-    fn finish(mut self) -> Value {
+    pub(crate) fn finish(mut self) -> Value {
         let status = loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => break status,
@@ -334,7 +334,7 @@ fn start_sub(client: Client, d: Dial<'_>, flags: &str) -> (Proc, Vec<u64>) {
     (p, codes(&ready["suback"]))
 }
 
-fn codes(v: &Value) -> Vec<u64> {
+pub(crate) fn codes(v: &Value) -> Vec<u64> {
     v.as_array()
         .unwrap_or_else(|| panic!("expected an array of codes, got {v}"))
         .iter()
@@ -355,7 +355,7 @@ fn payload(msg: &Value) -> String {
     String::from_utf8(bytes).unwrap_or_else(|e| panic!("payload is not UTF-8 in {msg}: {e}"))
 }
 
-fn payloads(result: &Value) -> Vec<String> {
+pub(crate) fn payloads(result: &Value) -> Vec<String> {
     result["messages"]
         .as_array()
         .unwrap_or_else(|| panic!("no messages array in {result}"))

@@ -38,7 +38,8 @@ pub const IO_DEADLINE: Duration = Duration::from_secs(10);
 pub struct Broker {
     pub http: SocketAddr,
     pub tcp: SocketAddr,
-    /// Every `hubmq listening` line: (kind, address), including tls/https listeners.
+    /// Every `hubmq listening` line: (kind, address), including tls/https listeners; an Event
+    /// Grid namespace's listener has kind `KIND@NAMESPACE`.
     pub listeners: Vec<(String, SocketAddr)>,
     /// The two configured access keys; tokens are signed with `keys[0]` unless a test says otherwise.
     pub keys: [String; 2],
@@ -326,14 +327,22 @@ fn parse_listening(line: &str) -> Option<(String, SocketAddr)> {
     let rest = line.strip_prefix("hubmq listening ")?;
     let mut kind = None;
     let mut addr = None;
+    let mut namespace = None;
     for word in rest.split_whitespace() {
         if let Some(k) = word.strip_prefix("kind=") {
             kind = Some(k.to_owned());
         } else if let Some(a) = word.strip_prefix("addr=") {
             addr = a.parse().ok();
+        } else if let Some(n) = word.strip_prefix("namespace=") {
+            namespace = Some(n.to_owned());
         }
     }
-    Some((kind?, addr?))
+    // An Event Grid namespace's listener is told apart as `KIND@NAMESPACE`.
+    let kind = match namespace {
+        Some(ns) => format!("{}@{ns}", kind?),
+        None => kind?,
+    };
+    Some((kind, addr?))
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {

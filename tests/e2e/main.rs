@@ -19,6 +19,7 @@ mod wire;
 mod auth;
 mod clients;
 mod errors;
+mod eventgrid;
 mod ops;
 mod pubsub;
 mod rest;

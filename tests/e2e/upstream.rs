@@ -751,7 +751,7 @@ fn openssl(dir: &Path, args: &[&str]) -> bool {
 
 /// A CA, a client certificate it signed (`client.pem`/`client.key`) and a self-signed server
 /// certificate for localhost (`server.pem`/`server.key`), made in a fresh temp dir.
-fn make_mtls_files() -> Option<std::path::PathBuf> {
+pub(crate) fn make_mtls_files() -> Option<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!(
         "hubmq-mtls-{}-{}",
         std::process::id(),

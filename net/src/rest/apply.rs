@@ -404,6 +404,7 @@ mod tests {
     fn group(id: u32) -> GroupShared {
         GroupShared {
             id: GroupId(id),
+            hub: hubmq_core::ids::HubId(0),
             name: Arc::from(format!("g{id}")),
             interest: std::sync::atomic::AtomicU64::new(0),
         }

@@ -1,0 +1,696 @@
+//! The Event Grid side of a connection (`eventgrid-mqtt.md`): CONNECT with enhanced
+//! authentication (`OAUTH2-JWT`, `CUSTOM-JWT`) or a client certificate, AUTH re-authentication
+//! and token expiry, topic-space checks on PUBLISH and SUBSCRIBE, client topic aliases, and the
+//! mode's refusals (§8's table). The policy decisions come from `hubmq_auth::eventgrid`; this
+//! file applies them to the connection and the worker.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hubmq_auth::eventgrid::token::{CUSTOM_JWT_METHOD, ENTRA_METHOD, MAX_AUTH_DATA_LEN};
+use hubmq_auth::eventgrid::{
+    check_publish, check_publish_with_mask, check_subscribe, validate_filter, validate_topic_name,
+    verify_custom_jwt, verify_entra, ClientIdentity, ClientPermissions, EgTokenError,
+};
+use hubmq_core::connect::{connack_success, negotiate};
+use hubmq_core::message::Message;
+use hubmq_core::mqtt::{
+    Auth as AuthPacket, Connect, Packet, ProtocolVersion, PubAck, Publish, QoS, ReasonCode, SubAck,
+    Subscribe, UnsubAck, Unsubscribe,
+};
+use hubmq_core::perm::Permissions;
+use hubmq_core::session::SubOpts;
+use hubmq_metrics::{ConnectOutcome, DropReason};
+
+use super::{assign_client_id, version_index, Active, End, Phase, Reader, Stop};
+use crate::auth::{now_secs, Identity};
+use crate::eventgrid::{
+    EgNamespace, KEEP_ALIVE_MAX_SECS, MAX_FILTERS_PER_SUBSCRIBE, MAX_PROPERTY_BYTES,
+    MAX_SESSION_NAME_CHARS, MAX_SUBSCRIPTIONS_PER_SESSION, MAX_USER_PROPERTY_BYTES,
+    TOPIC_ALIAS_MAX, WILL_DELAY_MAX_SECS,
+};
+use crate::worker::WillSpec;
+
+/// An Event Grid connection's credentials and rights.
+pub(super) struct EgConn {
+    pub(super) ns: Arc<EgNamespace>,
+    /// `OAUTH2-JWT` / `CUSTOM-JWT`; `None` for certificate authentication (no AUTH allowed).
+    method: Option<String>,
+    identity: ClientIdentity,
+    perms: ClientPermissions,
+    /// Topic aliases the client set up (index = alias - 1); client → server only [doc].
+    aliases: Vec<Option<Arc<str>>>,
+}
+
+/// A verified client: who, by which method, valid until when (unix seconds incl. skew).
+struct Verified {
+    identity: ClientIdentity,
+    method: Option<String>,
+    valid_until: Option<u64>,
+}
+
+/// An `Instant` for a unix time in seconds (the read loop's timer runs on `Instant`s).
+fn instant_at(unix_secs: u64) -> Instant {
+    Instant::now() + Duration::from_secs(unix_secs.saturating_sub(now_secs()))
+}
+
+/// The v5 code a refused token gets (§3, §7: oversized data 0x95, everything else 0x87).
+fn token_reason(e: &EgTokenError) -> ReasonCode {
+    match e {
+        EgTokenError::TooLarge => ReasonCode::PacketTooLarge,
+        _ => ReasonCode::NotAuthorized,
+    }
+}
+
+/// Log protocol label of Azure Monitor (§1): `MQTT3`, `MQTT3-WS`, `MQTT5`, `MQTT5-WS`.
+fn protocol_label(v: ProtocolVersion, ws: bool) -> &'static str {
+    match (v, ws) {
+        (ProtocolVersion::V4, false) => "MQTT3",
+        (ProtocolVersion::V4, true) => "MQTT3-WS",
+        (ProtocolVersion::V5, false) => "MQTT5",
+        (ProtocolVersion::V5, true) => "MQTT5-WS",
+    }
+}
+
+/// Total size of a set of user properties, as counted against the 32 KB quota (§7).
+fn user_property_bytes(props: &[(String, String)]) -> usize {
+    props.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
+/// Checks the PUBLISH property quotas of §7; the text names the property.
+fn publish_props_ok(p: &Publish) -> Result<(), &'static str> {
+    let pr = &p.props;
+    if pr
+        .response_topic
+        .as_ref()
+        .is_some_and(|t| t.len() > MAX_PROPERTY_BYTES)
+    {
+        return Err("response topic longer than 256 bytes");
+    }
+    if pr
+        .content_type
+        .as_ref()
+        .is_some_and(|t| t.len() > MAX_PROPERTY_BYTES)
+    {
+        return Err("content type longer than 256 bytes");
+    }
+    if pr
+        .correlation_data
+        .as_ref()
+        .is_some_and(|t| t.len() > MAX_PROPERTY_BYTES)
+    {
+        return Err("correlation data longer than 256 bytes");
+    }
+    if user_property_bytes(&pr.user_properties) > MAX_USER_PROPERTY_BYTES {
+        return Err("user properties larger than 32 KB");
+    }
+    Ok(())
+}
+
+impl Reader {
+    fn eg_active(&self) -> Option<(&Active, &EgConn)> {
+        match &self.phase {
+            Phase::Active(a) => a.eg.as_deref().map(|e| (&**a, e)),
+            Phase::AwaitConnect => None,
+        }
+    }
+
+    fn eg_active_mut(&mut self) -> Option<&mut EgConn> {
+        match &mut self.phase {
+            Phase::Active(a) => a.eg.as_deref_mut(),
+            Phase::AwaitConnect => None,
+        }
+    }
+
+    /// Verifies the credentials of a CONNECT or an AUTH: a token for an enhanced-auth method,
+    /// else a client certificate with the Username naming a registered client (§5).
+    fn eg_verify(
+        &mut self,
+        ns: &EgNamespace,
+        method: Option<&str>,
+        data: Option<&[u8]>,
+        username: Option<&str>,
+    ) -> Result<Verified, (ReasonCode, &'static str)> {
+        let Some(method) = method else {
+            let certs = std::mem::take(&mut self.client_certs);
+            if certs.is_empty() {
+                return Err((
+                    ReasonCode::NotAuthorized,
+                    "no credentials: send a JWT (authentication method) or a client certificate",
+                ));
+            }
+            return match hubmq_auth::eventgrid::cert::authenticate_certificate(
+                &ns.policy, username, &certs,
+            ) {
+                Ok(identity) => Ok(Verified {
+                    identity,
+                    method: None,
+                    valid_until: None,
+                }),
+                Err(e) => {
+                    tracing::info!(namespace = %ns.name, error = %e, "certificate refused");
+                    Err((ReasonCode::NotAuthorized, "client certificate not accepted"))
+                }
+            };
+        };
+        let data = data.unwrap_or_default();
+        if data.len() > MAX_AUTH_DATA_LEN {
+            return Err((
+                ReasonCode::PacketTooLarge,
+                "authentication data larger than 8 KB",
+            ));
+        }
+        let now = now_secs();
+        let res = match method {
+            ENTRA_METHOD => match &ns.entra {
+                Some(v) => verify_entra(data, v, now),
+                None => {
+                    return Err((
+                        ReasonCode::BadAuthenticationMethod,
+                        "OAUTH2-JWT is not enabled on this namespace",
+                    ))
+                }
+            },
+            CUSTOM_JWT_METHOD => match &ns.custom {
+                Some(v) => verify_custom_jwt(data, v, &ns.audiences, now),
+                None => {
+                    return Err((
+                        ReasonCode::BadAuthenticationMethod,
+                        "CUSTOM-JWT is not enabled on this namespace",
+                    ))
+                }
+            },
+            _ => {
+                return Err((
+                    ReasonCode::BadAuthenticationMethod,
+                    "unknown authentication method",
+                ))
+            }
+        };
+        match res {
+            Ok(t) => Ok(Verified {
+                identity: t.identity,
+                method: Some(method.to_owned()),
+                valid_until: Some(t.expires_at.saturating_add(t.skew_secs)),
+            }),
+            Err(e) => {
+                tracing::info!(namespace = %ns.name, method, error = %e, "token refused");
+                Err((token_reason(&e), "token not accepted"))
+            }
+        }
+    }
+
+    /// CONNECT on an Event Grid listener (§2–§5).
+    pub(super) async fn on_connect_eg(&mut self, mut c: Connect) -> Result<(), Stop> {
+        let Some(ns) = self.ns.clone() else {
+            return Ok(());
+        };
+        let version = c.protocol.unwrap_or(ProtocolVersion::V4);
+        self.version = Some(version);
+        self.h.version.set(version);
+        let v5 = version == ProtocolVersion::V5;
+        let w = self.w.clone();
+        if !c.props.user_properties.is_empty() {
+            return self.refuse_connect(
+                version,
+                ReasonCode::ImplementationSpecificError,
+                "user properties are not accepted on CONNECT",
+            );
+        }
+        if c.client_id.is_empty() && !v5 {
+            return self.refuse_connect(
+                version,
+                ReasonCode::ClientIdentifierNotValid,
+                "a client identifier (session name) is required",
+            );
+        }
+        if c.client_id.chars().count() > MAX_SESSION_NAME_CHARS {
+            return self.refuse_connect(
+                version,
+                ReasonCode::ClientIdentifierNotValid,
+                "client identifier longer than 128 characters",
+            );
+        }
+        // Enhanced auth and the will are this mode's business; the rest is common MQTT.
+        let method = c.props.auth_method.take();
+        let data = c.props.auth_data.take();
+        let will = c.will.take();
+        let mut n = match negotiate(&c, &ns.limits, || assign_client_id(&w)) {
+            Ok(n) => n,
+            Err(rc) => return self.refuse_connect(version, rc, "connect refused"),
+        };
+        if n.keep_alive == 0 {
+            // No documented minimum; "none" becomes the maximum [unconfirmed, §2].
+            n.keep_alive = KEEP_ALIVE_MAX_SECS;
+            n.server_keep_alive = v5.then_some(KEEP_ALIVE_MAX_SECS);
+        }
+        let verified = match self.eg_verify(
+            &ns,
+            method.as_deref(),
+            data.as_deref(),
+            c.username.as_deref(),
+        ) {
+            Ok(v) => v,
+            Err((rc, text)) => return self.refuse_connect(version, rc, text),
+        };
+        let perms = ns.policy.permissions(&verified.identity);
+
+        let will = match will {
+            None => None,
+            Some(wl) => {
+                if wl.qos == QoS::ExactlyOnce {
+                    return self.refuse_connect(
+                        version,
+                        ReasonCode::QoSNotSupported,
+                        "will QoS 2 is not supported",
+                    );
+                }
+                if wl.retain && !ns.retain {
+                    return self.refuse_connect(
+                        version,
+                        ReasonCode::RetainNotSupported,
+                        "retained messages are disabled",
+                    );
+                }
+                if validate_topic_name(&wl.topic).is_err() {
+                    return self.refuse_connect(
+                        version,
+                        ReasonCode::TopicNameInvalid,
+                        "invalid will topic",
+                    );
+                }
+                if check_publish(&perms, &wl.topic) {
+                    let delay = wl
+                        .delay
+                        .unwrap_or(0)
+                        .min(WILL_DELAY_MAX_SECS)
+                        .min(n.session_expiry);
+                    Some(WillSpec {
+                        will: wl,
+                        delay_secs: delay,
+                    })
+                } else {
+                    // The will is published only with Publisher permission on its topic
+                    // [unconfirmed, §2]; checked once here with the CONNECT's rights.
+                    tracing::info!(namespace = %ns.name, topic = %wl.topic, "will dropped: no publish permission");
+                    None
+                }
+            }
+        };
+
+        let client_id: Arc<str> = n.client_id.as_str().into();
+        if let Err(rc) = ns.claim_session(&client_id, &verified.identity.authentication_name) {
+            let text = if rc == ReasonCode::NotAuthorized {
+                "session name is held by another client"
+            } else {
+                "too many sessions for this authentication name"
+            };
+            return self.refuse_connect(version, rc, text);
+        }
+        self.h.client_max_packet.set(n.client_max_packet);
+        // The will's permission was checked above; the group bitset plays no part here.
+        let wps_perms = Permissions {
+            send_any: true,
+            ..Permissions::default()
+        };
+        let auth_name: Arc<str> = verified.identity.authentication_name.as_str().into();
+        let attached = w
+            .attach(
+                (ns.hub, client_id.clone()),
+                n.clean_start,
+                n.session_expiry,
+                Some(auth_name.clone()),
+                wps_perms,
+                self.h.clone(),
+                n.client_receive_max,
+            )
+            .await;
+        let idx = attached.idx;
+        if let Some(spec) = will {
+            w.with_slot(idx, |s| s.will = Some(spec));
+        }
+        let mut ack = connack_success(&n, attached.session_present, &ns.limits);
+        if v5 {
+            let p = &mut ack.props;
+            p.auth_method = verified.method.clone();
+            p.max_qos = Some(1);
+            p.retain_available = Some(ns.retain);
+            p.topic_alias_max = Some(TOPIC_ALIAS_MAX);
+            p.wildcard_sub_available = Some(true);
+        }
+        self.send(Packet::ConnAck(ack));
+        let expired = w
+            .session_io(idx, |s, now, out| s.resume(now, out))
+            .unwrap_or(0);
+        {
+            let mut ctr = w.counters.borrow_mut();
+            ctr.connects[ConnectOutcome::Accepted.index()] += 1;
+            ctr.dropped[DropReason::Expired.index()] += expired as u64;
+            ctr.connections[self.h.transport.index()][version_index(Some(version))] += 1;
+        }
+        tracing::info!(
+            namespace = %ns.name,
+            client_authentication_name = %auth_name,
+            client_session_name = %client_id,
+            method = verified.method.as_deref().unwrap_or("certificate"),
+            protocol = protocol_label(version, self.h.transport.is_ws()),
+            worker = w.id.0,
+            session_present = attached.session_present,
+            "Microsoft.EventGrid.MQTTClientSessionConnected"
+        );
+        self.token_deadline = verified.valid_until.map(instant_at);
+        let identity = Identity {
+            hub_name: ns.name.to_string(),
+            hub: ns.hub,
+            user_id: Some(auth_name),
+            roles: Default::default(),
+            groups: Vec::new(),
+            claims: Vec::new(),
+            upgrade: None,
+        };
+        self.phase = Phase::Active(Box::new(Active {
+            idx,
+            identity,
+            keep_alive: n.keep_alive,
+            client_id,
+            eg: Some(Box::new(EgConn {
+                ns,
+                method: verified.method,
+                identity: verified.identity,
+                perms,
+                aliases: vec![None; usize::from(TOPIC_ALIAS_MAX)],
+            })),
+        }));
+        self.touch();
+        Ok(())
+    }
+
+    /// The packets whose handling differs in this mode; `Some` = handle as usual.
+    pub(super) fn handle_eg(&mut self, p: Packet) -> Result<Option<Packet>, Stop> {
+        match p {
+            Packet::Publish(pb) => self.on_publish_eg(pb).map(|()| None),
+            Packet::Subscribe(s) => self.on_subscribe_eg(s).map(|()| None),
+            Packet::Unsubscribe(u) => self.on_unsubscribe_eg(u).map(|()| None),
+            Packet::Auth(a) => self.on_auth_eg(a).map(|()| None),
+            // §2: a negative PUBACK ends the connection [doc]; user properties are refused.
+            Packet::PubAck(a) if a.reason >= 0x80 => Err(Stop::err(
+                ReasonCode::ImplementationSpecificError,
+                "PUBACK with a failure reason code",
+            )),
+            Packet::PubAck(a) if !a.user_properties.is_empty() => Err(Stop::err(
+                ReasonCode::ImplementationSpecificError,
+                "user properties are not accepted on PUBACK",
+            )),
+            Packet::Disconnect(d) if !d.user_properties.is_empty() => Err(Stop::err(
+                ReasonCode::ImplementationSpecificError,
+                "user properties are not accepted on DISCONNECT",
+            )),
+            other => Ok(Some(other)),
+        }
+    }
+
+    /// Refuses a PUBLISH: v5 QoS 1 gets a PUBACK with `rc`, v5 QoS 0 is dropped (or ends the
+    /// connection when `fatal0`), v3.1.1 (no negative ack) is closed (§6, §8).
+    fn eg_refuse_publish(
+        &mut self,
+        p: &Publish,
+        rc: ReasonCode,
+        text: &'static str,
+        fatal0: bool,
+    ) -> Result<(), Stop> {
+        self.w.counters.borrow_mut().dropped[DropReason::Denied.index()] += 1;
+        tracing::debug!(topic = %p.topic, reason = rc.name(), "publish refused");
+        let v5 = self.version == Some(ProtocolVersion::V5);
+        match (v5, p.qos) {
+            (true, QoS::AtLeastOnce) => {
+                let mut ack = PubAck::new(p.pkid, rc.as_u8());
+                ack.reason_string = Some(text.to_owned());
+                self.send(Packet::PubAck(ack));
+                Ok(())
+            }
+            (true, _) if !fatal0 => Ok(()),
+            _ => Err(Stop::err(rc, text)),
+        }
+    }
+
+    fn on_publish_eg(&mut self, mut p: Publish) -> Result<(), Stop> {
+        let Some((a, eg)) = self.eg_active() else {
+            return Ok(());
+        };
+        let (idx, ns) = (a.idx, eg.ns.clone());
+        if p.qos == QoS::ExactlyOnce {
+            return Err(Stop::err(
+                ReasonCode::QoSNotSupported,
+                "QoS 2 is not supported",
+            ));
+        }
+        if p.retain && !ns.retain {
+            return Err(Stop::err(
+                ReasonCode::RetainNotSupported,
+                "retained messages are disabled",
+            ));
+        }
+        // Topic aliases (client → server): set up on a PUBLISH with a topic, used on one
+        // without; never forwarded.
+        if let Some(alias) = p.props.topic_alias.take() {
+            if alias == 0 || alias > TOPIC_ALIAS_MAX {
+                return Err(Stop::err(
+                    ReasonCode::TopicAliasInvalid,
+                    "topic alias out of range",
+                ));
+            }
+            let Some(eg) = self.eg_active_mut() else {
+                return Ok(());
+            };
+            let slot = &mut eg.aliases[usize::from(alias) - 1];
+            if p.topic.is_empty() {
+                match slot {
+                    Some(t) => p.topic = t.to_string(),
+                    None => {
+                        return Err(Stop::err(
+                            ReasonCode::TopicAliasInvalid,
+                            "topic alias was never set",
+                        ))
+                    }
+                }
+            } else {
+                *slot = Some(p.topic.as_str().into());
+            }
+        } else if p.topic.is_empty() {
+            return Err(Stop::err(
+                ReasonCode::ProtocolError,
+                "empty topic without topic alias",
+            ));
+        }
+        if validate_topic_name(&p.topic).is_err() {
+            return self.eg_refuse_publish(&p, ReasonCode::TopicNameInvalid, "invalid topic", true);
+        }
+        if let Err(text) = publish_props_ok(&p) {
+            return self.eg_refuse_publish(&p, ReasonCode::ImplementationSpecificError, text, true);
+        }
+        let w = self.w.clone();
+        let mask = w.eg_topic_mask(&ns, &p.topic);
+        let allowed = self
+            .eg_active()
+            .is_some_and(|(_, eg)| check_publish_with_mask(&eg.perms, mask, &p.topic));
+        if !allowed {
+            return self.eg_refuse_publish(&p, ReasonCode::NotAuthorized, "not authorized", false);
+        }
+        w.counters.borrow_mut().messages_received += 1;
+        let g = w.find_group(ns.hub, &p.topic);
+        let serial = w.with_slot(idx, |s| s.session.serial).unwrap_or(0);
+        let qos = p.qos;
+        let msg = Arc::new(Message::new(
+            p.topic.into(),
+            p.payload,
+            p.props,
+            qos,
+            serial,
+            w.now_ms(),
+        ));
+        w.eg_publish(&ns, g.as_deref(), msg);
+        if qos == QoS::AtLeastOnce {
+            // Event Grid does not promise 0x10 (no matching subscribers): always 0x00 (§8).
+            self.send(Packet::PubAck(PubAck::new(p.pkid, 0)));
+        }
+        Ok(())
+    }
+
+    fn on_subscribe_eg(&mut self, s: Subscribe) -> Result<(), Stop> {
+        let Some((a, eg)) = self.eg_active() else {
+            return Ok(());
+        };
+        let idx = a.idx;
+        let hub = eg.ns.hub;
+        if s.subscription_id.is_some() {
+            return Err(Stop::err(
+                ReasonCode::SubscriptionIdentifiersNotSupported,
+                "subscription identifiers are not supported",
+            ));
+        }
+        let v5 = self.version == Some(ProtocolVersion::V5);
+        let w = self.w.clone();
+        let mut held = w.with_slot(idx, |s| s.session.subs.len()).unwrap_or(0);
+        let mut reasons = Vec::with_capacity(s.filters.len());
+        for (i, f) in s.filters.iter().enumerate() {
+            let rc: Result<QoS, ReasonCode> = if !s.user_properties.is_empty() {
+                Err(ReasonCode::ImplementationSpecificError)
+            } else if i >= MAX_FILTERS_PER_SUBSCRIBE {
+                Err(ReasonCode::QuotaExceeded)
+            } else if f.path.starts_with("$share/") {
+                Err(ReasonCode::SharedSubscriptionsNotSupported)
+            } else if validate_filter(&f.path).is_err() {
+                Err(ReasonCode::TopicFilterInvalid)
+            } else if !self
+                .eg_active()
+                .is_some_and(|(_, eg)| check_subscribe(&eg.perms, &f.path))
+            {
+                tracing::debug!(filter = %f.path, "subscribe denied");
+                w.counters.borrow_mut().dropped[DropReason::Denied.index()] += 1;
+                Err(ReasonCode::NotAuthorized)
+            } else {
+                let g = w.group(hub, &f.path);
+                let exists = w
+                    .with_slot(idx, |s| s.session.subs.contains_key(&g.id))
+                    .unwrap_or(false);
+                if !exists && held >= MAX_SUBSCRIPTIONS_PER_SESSION {
+                    Err(ReasonCode::QuotaExceeded)
+                } else {
+                    // Maximum QoS is 1: a request for 2 is granted as 1 [MQTT-3.9.3].
+                    let qos = f.qos.min(QoS::AtLeastOnce);
+                    let opts = SubOpts {
+                        qos,
+                        no_local: f.no_local,
+                    };
+                    if w.subscribe(idx, &g, opts) {
+                        held += 1;
+                    }
+                    Ok(qos)
+                }
+            };
+            reasons.push(match rc {
+                Ok(q) => q as u8,
+                Err(rc) if v5 => rc.as_u8(),
+                Err(_) => 0x80,
+            });
+        }
+        self.send(Packet::SubAck(SubAck {
+            pkid: s.pkid,
+            reasons,
+            ..SubAck::default()
+        }));
+        Ok(())
+    }
+
+    fn on_unsubscribe_eg(&mut self, u: Unsubscribe) -> Result<(), Stop> {
+        let Some((a, eg)) = self.eg_active() else {
+            return Ok(());
+        };
+        let (idx, hub) = (a.idx, eg.ns.hub);
+        let w = self.w.clone();
+        let reasons = u
+            .filters
+            .iter()
+            .map(|f| {
+                let gone = w
+                    .find_group(hub, f)
+                    .is_some_and(|g| w.unsubscribe(idx, g.id));
+                if gone {
+                    ReasonCode::Success.as_u8()
+                } else {
+                    ReasonCode::NoSubscriptionExisted.as_u8()
+                }
+            })
+            .collect();
+        self.send(Packet::UnsubAck(UnsubAck {
+            pkid: u.pkid,
+            reasons,
+            ..UnsubAck::default()
+        }));
+        Ok(())
+    }
+
+    /// AUTH 0x19 (re-authenticate, §3): a new token for the same principal replaces the old
+    /// one; rights are recompiled and subscriptions they no longer cover are dropped silently.
+    fn on_auth_eg(&mut self, a: AuthPacket) -> Result<(), Stop> {
+        let Some((active, eg)) = self.eg_active() else {
+            return Ok(());
+        };
+        let (idx, ns, method) = (active.idx, eg.ns.clone(), eg.method.clone());
+        let Some(method) = method else {
+            return Err(Stop::err(
+                ReasonCode::ProtocolError,
+                "AUTH without enhanced authentication",
+            ));
+        };
+        if !a.user_properties.is_empty() {
+            return Err(Stop::err(
+                ReasonCode::ImplementationSpecificError,
+                "user properties are not accepted on AUTH",
+            ));
+        }
+        if a.reason != ReasonCode::ReAuthenticate.as_u8() {
+            // The broker never starts an exchange; both methods finish in one step (§3 step 6).
+            return Err(Stop::err(
+                ReasonCode::ProtocolError,
+                "AUTH must carry reason 0x19 (re-authenticate)",
+            ));
+        }
+        if a.method.as_deref() != Some(method.as_str()) {
+            return Err(Stop::err(
+                ReasonCode::ProtocolError,
+                "AUTH method differs from CONNECT",
+            ));
+        }
+        let verified = match self.eg_verify(&ns, Some(&method), a.data.as_deref(), None) {
+            Ok(v) => v,
+            Err((_, text)) => {
+                tracing::info!(namespace = %ns.name, reason = text, "re-authentication failed");
+                return Err(Stop::err(
+                    ReasonCode::NotAuthorized,
+                    "re-authentication failed",
+                ));
+            }
+        };
+        let same = self
+            .eg_active()
+            .is_some_and(|(_, eg)| eg.identity.same_principal(&verified.identity));
+        if !same {
+            tracing::info!(namespace = %ns.name, "re-authentication for another identity refused");
+            return Err(Stop::err(
+                ReasonCode::NotAuthorized,
+                "re-authentication failed",
+            ));
+        }
+        let perms = ns.policy.permissions(&verified.identity);
+        let dropped = self
+            .w
+            .eg_prune_subscriptions(idx, |filter| check_subscribe(&perms, filter));
+        if let Some(eg) = self.eg_active_mut() {
+            eg.perms = perms;
+            eg.identity = verified.identity;
+        }
+        self.token_deadline = verified.valid_until.map(instant_at);
+        tracing::info!(namespace = %ns.name, dropped_subscriptions = dropped, "re-authenticated");
+        self.send(Packet::Auth(AuthPacket {
+            reason: ReasonCode::Success.as_u8(),
+            method: Some(method),
+            ..AuthPacket::default()
+        }));
+        Ok(())
+    }
+
+    /// The token's `exp` (plus skew) passed without a re-authentication (§3 step 5).
+    pub(super) fn token_expired(&mut self) -> End {
+        if let Some((a, eg)) = self.eg_active() {
+            tracing::info!(
+                namespace = %eg.ns.name,
+                client_session_name = %a.client_id,
+                "token expired; disconnecting"
+            );
+        }
+        self.h
+            .disconnect(ReasonCode::NotAuthorized, Some("token expired"));
+        End::WithWill
+    }
+}

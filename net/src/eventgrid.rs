@@ -1,0 +1,372 @@
+//! Event Grid namespaces at run time (`eventgrid-mqtt.md`): the compiled policy and token
+//! verifiers of each namespace, its limits, the session-name table that enforces "one session
+//! name, one authentication name" and the per-name session quota, and the worker side of
+//! wildcard routing.
+//!
+//! Routing: a namespace is a hub of the registry (`$eventgrid/NAME`, which no Web PubSub hub name
+//! can spell). A subscription filter is a group named by the filter text, exactly like a Web
+//! PubSub group; filters without wildcards are routed by the group's interest mask as before.
+//! Wildcard filters additionally live in a per-worker `TopicTrie` (one per namespace) over the
+//! worker's own subscribers, and the namespace keeps one atomic mask of the workers holding any
+//! wildcard subscription. A PUBLISH goes to (exact group interest | wildcard mask); each worker
+//! that receives it matches the topic against its own trie. No lock on the path, no shared trie.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use hubmq_auth::eventgrid::{CompiledNamespace, CustomJwtVerifier, EntraVerifier, Namespace};
+use hubmq_auth::KeyRing;
+use hubmq_core::ids::{GroupId, HubId, SessionIdx, WorkerId};
+use hubmq_core::limits::Limits;
+use hubmq_core::message::Message;
+use hubmq_core::mqtt::{QoS, ReasonCode};
+use hubmq_metrics::DropReason;
+
+use crate::registry::GroupShared;
+use crate::worker::{disconnect_slow, offer_to_slot, State, Worker};
+use crate::xcore::CoreMsg;
+
+/// Keep Alive granted when the client asks for more, or for none (§2) [doc: max 1,160 s].
+pub const KEEP_ALIVE_MAX_SECS: u16 = 1160;
+/// Maximum packet size of the mode [doc].
+pub const MAX_PACKET_SIZE: u32 = 512 * 1024;
+/// Topic aliases a client may set up (client → server only) [doc].
+pub const TOPIC_ALIAS_MAX: u16 = 10;
+/// Inbound in-flight QoS 1 messages advertised as Receive Maximum [unconfirmed].
+pub const RECEIVE_MAXIMUM: u16 = 1000;
+/// Outbound in-flight window [hubmq, from the outbound in-flight quota].
+pub const OUTBOUND_INFLIGHT: u16 = 100;
+/// Offline queue of a persistent session: past either bound the session ends [doc].
+pub const OFFLINE_QUEUE_MESSAGES: usize = 100;
+pub const OFFLINE_QUEUE_BYTES: usize = 1_000_000;
+/// Will Delay Interval cap [doc].
+pub const WILL_DELAY_MAX_SECS: u32 = 300;
+/// Filters per SUBSCRIBE and subscriptions per session [doc].
+pub const MAX_FILTERS_PER_SUBSCRIBE: usize = 10;
+pub const MAX_SUBSCRIPTIONS_PER_SESSION: usize = 50;
+/// Longest session name (Client Identifier) [doc: lifecycle schema].
+pub const MAX_SESSION_NAME_CHARS: usize = 128;
+/// Longest response topic, content type and correlation data; total user properties [doc].
+pub const MAX_PROPERTY_BYTES: usize = 256;
+pub const MAX_USER_PROPERTY_BYTES: usize = 32 * 1024;
+
+/// One namespace as configured, with its key files already read (by the binary).
+#[derive(Clone)]
+pub struct NamespaceSettings {
+    pub name: String,
+    pub model: Namespace,
+    /// `entra.jwks_file` / `entra.public_key_files` loaded.
+    pub entra_keys: KeyRing,
+    /// `custom_jwt.public_key_files` / `custom_jwt.jwks_file` loaded.
+    pub custom_keys: KeyRing,
+    /// Accepted CUSTOM-JWT audiences: `hostnames` plus the hosts of the namespace's listeners.
+    pub audiences: Vec<String>,
+}
+
+/// A namespace at run time, shared by every worker.
+pub struct EgNamespace {
+    pub name: Arc<str>,
+    pub hub: HubId,
+    pub policy: CompiledNamespace,
+    pub entra: Option<EntraVerifier>,
+    pub custom: Option<CustomJwtVerifier>,
+    pub audiences: Vec<String>,
+    /// Limits of the mode; the session queue bounds are the offline queue's (§2).
+    pub limits: Limits,
+    /// The same with the server's session queue bounds, for online sessions (an online
+    /// subscriber's backlog is the slow-consumer rule's business, not "session overflow").
+    pub online_limits: Limits,
+    pub retain: bool,
+    max_sessions_per_name: u32,
+    /// Bit `w` set while worker `w` holds a wildcard subscription in this namespace.
+    wild: AtomicU64,
+    sessions: Mutex<SessionTable>,
+}
+
+/// Session names → owner, and how many sessions each authentication name holds (online and
+/// offline, until they expire: §2).
+#[derive(Default)]
+struct SessionTable {
+    owner: HashMap<Arc<str>, String>,
+    per_name: HashMap<String, u32>,
+}
+
+/// The key an authentication name is counted and compared under: names compare ignoring case
+/// [doc], so fold them once.
+fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+impl EgNamespace {
+    pub fn new(s: &NamespaceSettings, hub: HubId, server: &Limits) -> Result<Self, String> {
+        let policy = CompiledNamespace::compile(&s.model).map_err(|e| e.to_string())?;
+        let expiry = s.model.max_session_expiry_hours * 3600;
+        let limits = Limits {
+            max_packet_size: MAX_PACKET_SIZE,
+            max_keepalive_secs: KEEP_ALIVE_MAX_SECS,
+            max_session_expiry_secs: expiry,
+            // v3.1.1 persistent sessions live for the namespace maximum (§2).
+            default_session_expiry_secs: expiry,
+            outbound_queue_bytes: server.outbound_queue_bytes,
+            session_queue_messages: OFFLINE_QUEUE_MESSAGES,
+            session_queue_bytes: OFFLINE_QUEUE_BYTES,
+            receive_maximum: RECEIVE_MAXIMUM,
+            max_inflight: OUTBOUND_INFLIGHT,
+            will_payload_max: MAX_PACKET_SIZE as usize,
+            max_topic_len: hubmq_auth::eventgrid::topics::MAX_TOPIC_BYTES,
+        };
+        let online_limits = Limits {
+            session_queue_messages: server.session_queue_messages.max(OFFLINE_QUEUE_MESSAGES),
+            session_queue_bytes: server.session_queue_bytes.max(OFFLINE_QUEUE_BYTES),
+            ..limits.clone()
+        };
+        Ok(EgNamespace {
+            name: s.name.as_str().into(),
+            hub,
+            policy,
+            entra: s
+                .model
+                .entra
+                .as_ref()
+                .map(|c| EntraVerifier::new(c, s.entra_keys.clone())),
+            custom: s
+                .model
+                .custom_jwt
+                .as_ref()
+                .map(|c| CustomJwtVerifier::new(c, s.custom_keys.clone())),
+            audiences: s.audiences.clone(),
+            limits,
+            online_limits,
+            retain: s.model.retain,
+            max_sessions_per_name: s.model.max_client_sessions_per_authentication_name,
+            wild: AtomicU64::new(0),
+            sessions: Mutex::new(SessionTable::default()),
+        })
+    }
+
+    /// The registry hub name of namespace `name`: `$` keeps it apart from every Web PubSub hub.
+    pub fn hub_name(name: &str) -> String {
+        format!("$eventgrid/{name}")
+    }
+
+    fn table(&self) -> MutexGuard<'_, SessionTable> {
+        // A poisoned lock only means a panic elsewhere mid-update of two plain maps.
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Claims session name `session` for `auth_name` at CONNECT (§2): the same authentication
+    /// name may take its own session over; another name is refused (0x87); a new session over
+    /// the per-name quota is refused (0x97).
+    pub fn claim_session(&self, session: &Arc<str>, auth_name: &str) -> Result<(), ReasonCode> {
+        let key = name_key(auth_name);
+        let mut t = self.table();
+        match t.owner.get(session) {
+            Some(owner) if *owner == key => Ok(()),
+            Some(_) => Err(ReasonCode::NotAuthorized),
+            None => {
+                let held = t.per_name.get(&key).copied().unwrap_or(0);
+                if held >= self.max_sessions_per_name {
+                    return Err(ReasonCode::QuotaExceeded);
+                }
+                t.per_name.insert(key.clone(), held + 1);
+                t.owner.insert(session.clone(), key);
+                Ok(())
+            }
+        }
+    }
+
+    /// The session ended (expired, clean start, overflow): its name is free again.
+    pub fn release_session(&self, session: &str) {
+        let mut t = self.table();
+        if let Some(owner) = t.owner.remove(session) {
+            if let Some(n) = t.per_name.get_mut(&owner) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    t.per_name.remove(&owner);
+                }
+            }
+        }
+    }
+
+    #[inline]
+    pub fn wild_interest(&self) -> u64 {
+        self.wild.load(Ordering::Acquire)
+    }
+}
+
+/// Does this filter hold a wildcard level?
+pub fn is_wildcard(filter: &str) -> bool {
+    filter.split('/').any(|l| l == "+" || l == "#")
+}
+
+impl Worker {
+    /// The Event Grid namespace served under `hub`, if it is one.
+    pub fn eg(&self, hub: HubId) -> Option<&Arc<EgNamespace>> {
+        self.shared.eventgrid.get(&hub)
+    }
+
+    /// A wildcard group got its first local subscriber: index it in this worker's trie.
+    pub(crate) fn eg_index(&self, st: &mut State, ns: &EgNamespace, g: &GroupShared) {
+        let trie = st.eg_tries.entry(ns.hub).or_default();
+        if trie.is_empty() {
+            ns.wild.fetch_or(1u64 << self.id.0, Ordering::AcqRel);
+        }
+        trie.insert(&g.name, g.id);
+    }
+
+    /// A wildcard group lost its last local subscriber.
+    pub(crate) fn eg_unindex(&self, st: &mut State, ns: &EgNamespace, g: &GroupShared) {
+        let Some(trie) = st.eg_tries.get_mut(&ns.hub) else {
+            return;
+        };
+        trie.remove(&g.name, g.id);
+        if trie.is_empty() {
+            ns.wild.fetch_and(!(1u64 << self.id.0), Ordering::AcqRel);
+            st.eg_tries.remove(&ns.hub);
+        }
+    }
+
+    /// Topic spaces whose variable-free templates match `topic`, memoized per worker (the
+    /// answer is the same for every client; a PUBLISH check is then a mask AND plus the
+    /// client's few resolved variable templates).
+    pub fn eg_topic_mask(&self, ns: &EgNamespace, topic: &str) -> u64 {
+        let mut st = self.st.borrow_mut();
+        let cache = st.eg_masks.entry(ns.hub).or_default();
+        if let Some(m) = cache.get(topic) {
+            return *m;
+        }
+        let mask = ns.policy.topic_space_mask(topic);
+        // Bounded: clients may publish to any number of topics.
+        if cache.len() >= 16 * 1024 {
+            cache.clear();
+        }
+        cache.insert(topic.into(), mask);
+        mask
+    }
+
+    /// Publishes `msg` (topic `msg.topic`) in namespace `ns`: workers holding the exact group
+    /// or any wildcard subscription get it; each matches its own subscribers.
+    pub fn eg_publish(&self, ns: &EgNamespace, g: Option<&GroupShared>, msg: Arc<Message>) {
+        let mask = g.map_or(0, GroupShared::interest) | ns.wild_interest();
+        let me = self.id.0;
+        let mut rest = mask & !(1u64 << me);
+        let group = g.map(|g| g.id);
+        while rest != 0 {
+            let to = WorkerId(rest.trailing_zeros() as u16);
+            rest &= rest - 1;
+            let m = CoreMsg::DeliverTopic {
+                hub: ns.hub,
+                group,
+                msg: msg.clone(),
+            };
+            let mesh = &self.shared.mesh;
+            let mut c = self.counters.borrow_mut();
+            match mesh.push(self.id, to, m) {
+                Ok(()) => c.cross_core_messages += 1,
+                Err(_) => c.dropped[DropReason::CrossCoreFull.index()] += 1,
+            }
+            drop(c);
+            mesh.wake(to);
+        }
+        if mask & (1u64 << me) != 0 {
+            self.eg_deliver_local(ns.hub, group, &msg);
+        }
+    }
+
+    /// Offers `msg` to this worker's subscribers in namespace `hub` whose filter matches: the
+    /// exact group's members and every wildcard group the trie finds. A session matched by
+    /// several filters gets one copy at the highest granted QoS (MQTT 5 §3.3.4).
+    pub fn eg_deliver_local(&self, hub: HubId, group: Option<GroupId>, msg: &Arc<Message>) {
+        let Some(ns) = self.eg(hub).cloned() else {
+            return;
+        };
+        let now = self.now_ms();
+        let mut slow = Vec::new();
+        let mut overflow = Vec::new();
+        let mut st = self.st.borrow_mut();
+        let State {
+            slots,
+            groups,
+            scratch,
+            eg_tries,
+            eg_targets,
+            ..
+        } = &mut *st;
+        eg_targets.clear();
+        let mut collect = |gid: GroupId| {
+            if let Some(lg) = groups.get(&gid) {
+                for &(idx, opts) in &lg.members {
+                    eg_targets.push((idx, opts.qos, opts.no_local));
+                }
+            }
+        };
+        if let Some(gid) = group {
+            collect(gid);
+        }
+        if let Some(trie) = eg_tries.get(&hub) {
+            trie.for_each_match(&msg.topic, &mut collect);
+        }
+        if eg_targets.len() > 1 {
+            // Highest QoS first per session, then keep one entry per session.
+            eg_targets.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+            eg_targets.dedup_by_key(|t| t.0);
+        }
+        let mut c = self.counters.borrow_mut();
+        for &(idx, qos, no_local) in eg_targets.iter() {
+            let Some(slot) = slots.get_mut(idx.0 as usize).and_then(|s| s.as_mut()) else {
+                continue;
+            };
+            if no_local && msg.origin == slot.session.serial {
+                continue;
+            }
+            let limits = if slot.conn.is_some() {
+                &ns.online_limits
+            } else {
+                &ns.limits
+            };
+            let qos = msg.qos.min(qos).min(QoS::AtLeastOnce);
+            if offer_to_slot(slot, msg, qos, now, limits, &mut c, scratch, &mut slow) {
+                overflow.push(idx);
+            }
+        }
+        drop(c);
+        drop(st);
+        disconnect_slow(slow);
+        for idx in overflow {
+            // §2: an offline session whose queue overflows is ended, not just trimmed.
+            tracing::info!(namespace = %ns.name, "session overflow: offline queue full, session ended");
+            self.remove_session(idx, now);
+        }
+    }
+
+    /// Routes a will (or any broker-made message) of session hub `hub`: the namespace path
+    /// for Event Grid, the group path otherwise.
+    pub(crate) fn publish_in(&self, hub: HubId, g: &GroupShared, msg: Arc<Message>) {
+        match self.eg(hub).cloned() {
+            Some(ns) => self.eg_publish(&ns, Some(g), msg),
+            None => self.publish(g, msg),
+        }
+    }
+
+    /// Ends the subscriptions of session `idx` in namespace `ns` that `keep` rejects (after a
+    /// re-authentication narrowed the client's rights; §3 step 3: dropped silently).
+    pub fn eg_prune_subscriptions(&self, idx: SessionIdx, keep: impl Fn(&str) -> bool) -> usize {
+        let doomed: Vec<GroupId> = {
+            let st = self.st.borrow();
+            let Some(slot) = st.slots.get(idx.0 as usize).and_then(|s| s.as_ref()) else {
+                return 0;
+            };
+            slot.session
+                .subs
+                .keys()
+                .filter(|gid| st.groups.get(gid).is_some_and(|lg| !keep(&lg.shared.name)))
+                .copied()
+                .collect()
+        };
+        for gid in &doomed {
+            self.unsubscribe(idx, *gid);
+        }
+        doomed.len()
+    }
+}

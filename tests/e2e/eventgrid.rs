@@ -1,0 +1,1155 @@
+//! Event Grid mode (`eventgrid-mqtt.md`): a broker serving namespace `factory` on its own TCP
+//! and HTTP listeners, clients authenticating with `OAUTH2-JWT` (Entra) and `CUSTOM-JWT` tokens
+//! signed at test time with a fresh RSA key (openssl makes it; ring signs). Enhanced auth, AUTH
+//! re-authentication and token expiry run through MQTT.js and paho-mqtt v5 (the scenario runners
+//! in `tests/clients/`); exact reason codes and the mode's limits through the byte-level client.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use crate::clients::{codes, payloads, require, Client, Proc, BOTH};
+use crate::harness::{now_secs, wait_until, Broker};
+use crate::raw::Raw;
+use crate::wire::{self, PropValue, V4, V5};
+
+const NS: &str = "factory";
+const TENANT: &str = "00000000-0000-0000-0000-00000000e9e9";
+const ISSUER: &str = "https://issuer.example.net";
+const HOST: &str = "factory.example.net";
+/// Entra principals (the tokens' `oid`) and their role assignments in `config`.
+const PUB_OID: &str = "11111111-0000-0000-0000-00000000000a";
+const SUB_OID: &str = "11111111-0000-0000-0000-00000000000b";
+const ALL_OID: &str = "11111111-0000-0000-0000-00000000000c";
+
+/// `max_client_sessions_per_authentication_name` of the test namespace.
+const QUOTA: usize = 40;
+
+const AUTH_METHOD: u8 = 0x15;
+const AUTH_DATA: u8 = 0x16;
+const SUBSCRIPTION_ID: u8 = 0x0B;
+
+/// The RSA key pairs of this test process: `signer` is configured, `stranger` is not.
+struct Keys {
+    dir: PathBuf,
+    signer: ring::signature::RsaKeyPair,
+    stranger: ring::signature::RsaKeyPair,
+    /// The signer's public key as PEM (custom JWT) and as a JWKS (Entra).
+    public_pem: PathBuf,
+    jwks: PathBuf,
+}
+
+fn openssl(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl {args:?}: {e} (is openssl installed?)"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn pem_body(pem: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(pem);
+    let b64: String = text
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<Vec<_>>()
+        .concat();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("PEM base64")
+}
+
+fn rsa_key(dir: &Path, name: &str) -> (ring::signature::RsaKeyPair, PathBuf) {
+    let private = dir.join(format!("{name}.pem"));
+    let p = private.to_str().expect("utf-8 path");
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        p,
+    ]);
+    let public = dir.join(format!("{name}.pub.pem"));
+    openssl(&[
+        "pkey",
+        "-in",
+        p,
+        "-pubout",
+        "-out",
+        public.to_str().expect("utf-8 path"),
+    ]);
+    let der = pem_body(&std::fs::read(&private).expect("read key"));
+    let pair = ring::signature::RsaKeyPair::from_pkcs8(&der).expect("PKCS#8 RSA key");
+    (pair, public)
+}
+
+fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("hubmq-e2e-eg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (signer, public_pem) = rsa_key(&dir, "signer");
+        let (stranger, _) = rsa_key(&dir, "stranger");
+        let out = openssl(&[
+            "rsa",
+            "-pubin",
+            "-in",
+            public_pem.to_str().expect("utf-8 path"),
+            "-noout",
+            "-modulus",
+        ]);
+        let hex = String::from_utf8_lossy(&out);
+        let hex = hex.trim().trim_start_matches("Modulus=");
+        let n: Vec<u8> = (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex modulus"))
+            .collect();
+        let jwk = json!({"keys": [{"kty": "RSA", "use": "sig", "kid": "k1", "alg": "RS256",
+            "n": URL_SAFE_NO_PAD.encode(n), "e": "AQAB"}]});
+        let jwks = dir.join("entra-jwks.json");
+        std::fs::write(&jwks, jwk.to_string()).expect("write jwks");
+        Keys {
+            dir,
+            signer,
+            stranger,
+            public_pem,
+            jwks,
+        }
+    })
+}
+
+fn sign(header: &Value, claims: &Value, key: &ring::signature::RsaKeyPair) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let mut sig = vec![0u8; key.public().modulus_len()];
+    key.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        input.as_bytes(),
+        &mut sig,
+    )
+    .expect("RSA signs");
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+fn rs256(claims: &Value) -> String {
+    sign(
+        &json!({"alg": "RS256", "typ": "JWT"}),
+        claims,
+        &keys().signer,
+    )
+}
+
+/// An Entra token for `oid`, valid for `ttl` seconds from now.
+fn entra(oid: &str, ttl: u64) -> String {
+    rs256(&entra_claims(oid, ttl))
+}
+
+fn entra_claims(oid: &str, ttl: u64) -> Value {
+    let now = now_secs();
+    json!({"aud": "https://eventgrid.azure.net/", "iss": format!("https://sts.windows.net/{TENANT}/"),
+        "oid": oid, "sub": format!("sub-{oid}"), "appid": "e2e", "iat": now - 5, "nbf": now - 5, "exp": now + ttl})
+}
+
+/// A custom-JWT token for `sub` with extra claims (they become attributes).
+fn custom(sub: &str, extra: Value) -> String {
+    rs256(&custom_claims(sub, extra))
+}
+
+fn custom_claims(sub: &str, extra: Value) -> Value {
+    let now = now_secs();
+    let mut c = json!({"iss": ISSUER, "sub": sub, "aud": HOST, "nbf": now - 5, "exp": now + 3600});
+    if let (Some(map), Value::Object(more)) = (c.as_object_mut(), extra) {
+        map.extend(more);
+    }
+    c
+}
+
+/// The broker: Web PubSub listeners as usual (the harness wants them) plus namespace `factory`
+/// on TCP and HTTP. Skew 0 so expiry tests need not wait five minutes.
+fn broker() -> Broker {
+    broker_with("")
+}
+
+/// [`broker`] with more listeners (`extra`, TOML) for the namespace.
+fn broker_with(extra_listeners: &str) -> Broker {
+    let k = keys();
+    let extra = format!(
+        r#"
+{extra_listeners}
+
+[[listeners]]
+kind = "tcp"
+bind = "127.0.0.1:0"
+namespace = "{NS}"
+
+[[listeners]]
+kind = "http"
+bind = "127.0.0.1:0"
+namespace = "{NS}"
+
+[eventgrid.namespaces.{NS}]
+hostnames = ["{HOST}"]
+max_client_sessions_per_authentication_name = {QUOTA}
+
+[eventgrid.namespaces.{NS}.entra]
+tenants = ["{TENANT}"]
+jwks_file = "{jwks}"
+skew_secs = 0
+
+[eventgrid.namespaces.{NS}.custom_jwt]
+issuer = "{ISSUER}"
+public_key_files = ["{pem}"]
+skew_secs = 0
+
+[[eventgrid.namespaces.{NS}.clients]]
+authentication_name = "device-1"
+attributes = {{ type = "sensor", floor = 2 }}
+
+[[eventgrid.namespaces.{NS}.client_groups]]
+name = "sensors"
+query = "attributes.type = 'sensor' and attributes.floor <= 5"
+
+[[eventgrid.namespaces.{NS}.client_groups]]
+name = "operators"
+query = "attributes.role IN ['operator', 'admin']"
+
+[[eventgrid.namespaces.{NS}.topic_spaces]]
+name = "devices"
+templates = ["devices/${{client.authenticationName}}/#"]
+
+[[eventgrid.namespaces.{NS}.topic_spaces]]
+name = "fleet"
+templates = ["fleet/#"]
+
+[[eventgrid.namespaces.{NS}.topic_spaces]]
+name = "alerts"
+templates = ["alerts/+/high"]
+
+[[eventgrid.namespaces.{NS}.permission_bindings]]
+name = "own-devices-pub"
+client_group = "$all"
+topic_space = "devices"
+permission = "Publisher"
+
+[[eventgrid.namespaces.{NS}.permission_bindings]]
+name = "own-devices-sub"
+client_group = "$all"
+topic_space = "devices"
+permission = "Subscriber"
+
+[[eventgrid.namespaces.{NS}.permission_bindings]]
+name = "sensors-pub"
+client_group = "sensors"
+topic_space = "fleet"
+permission = "Publisher"
+
+[[eventgrid.namespaces.{NS}.permission_bindings]]
+name = "operators-sub"
+client_group = "operators"
+topic_space = "fleet"
+permission = "Subscriber"
+
+[[eventgrid.namespaces.{NS}.role_assignments]]
+principal = "{PUB_OID}"
+role = "EventGrid TopicSpaces Publisher"
+scope = "fleet"
+
+[[eventgrid.namespaces.{NS}.role_assignments]]
+principal = "{SUB_OID}"
+role = "EventGrid TopicSpaces Subscriber"
+scope = "fleet"
+
+[[eventgrid.namespaces.{NS}.role_assignments]]
+principal = "{ALL_OID}"
+role = "EventGrid TopicSpaces Publisher"
+scope = "namespace"
+
+[[eventgrid.namespaces.{NS}.role_assignments]]
+principal = "{ALL_OID}"
+role = "EventGrid TopicSpaces Subscriber"
+scope = "namespace"
+"#,
+        jwks = k.jwks.display(),
+        pem = k.public_pem.display(),
+    );
+    Broker::start_with(&extra)
+}
+
+fn eg_addr(b: &Broker, kind: &str) -> SocketAddr {
+    let want = format!("{kind}@{NS}");
+    b.listeners
+        .iter()
+        .find(|(k, _)| *k == want)
+        .map(|(_, a)| *a)
+        .unwrap_or_else(|| panic!("no {want} listener in {:?}", b.listeners))
+}
+
+fn auth_props(method: &str, token: &str) -> Vec<u8> {
+    let mut p = wire::prop_str(AUTH_METHOD, method);
+    p.push(AUTH_DATA);
+    p.extend_from_slice(&(token.len() as u16).to_be_bytes());
+    p.extend_from_slice(token.as_bytes());
+    p
+}
+
+fn v5_connect(client_id: &str, method: &str, token: &str) -> wire::Connect {
+    let mut c = wire::Connect::v5(client_id);
+    c.props = auth_props(method, token);
+    c
+}
+
+/// Sends `c` on a fresh TCP connection to the namespace and returns the CONNACK.
+fn try_connect(b: &Broker, c: &wire::Connect) -> (Raw, wire::ConnAck) {
+    let mut raw = Raw::tcp(eg_addr(b, "tcp"));
+    raw.send(&c.encode());
+    let ack = wire::connack(c.version, &raw.read_packet());
+    (raw, ack)
+}
+
+/// A connected v5 client; panics unless CONNACK 0x00.
+fn connect(b: &Broker, client_id: &str, method: &str, token: &str) -> Raw {
+    let (raw, ack) = try_connect(b, &v5_connect(client_id, method, token));
+    assert_eq!(ack.code, 0, "{client_id}: CONNACK refused: {ack:?}");
+    raw
+}
+
+fn subscribe(raw: &mut Raw, pkid: u16, filters: &[(&str, u8)]) -> Vec<u8> {
+    raw.send(&wire::subscribe(V5, pkid, filters));
+    wire::suback_codes(V5, &raw.read_packet_skip_ping())
+}
+
+/// PUBLISH QoS 1 and the PUBACK reason code.
+fn publish1(raw: &mut Raw, topic: &str, payload: &str, pkid: u16) -> u8 {
+    raw.send(&wire::publish(
+        V5,
+        topic,
+        payload.as_bytes(),
+        1,
+        false,
+        pkid,
+        &[],
+    ));
+    let (first, id, rc) = wire::ack(&raw.read_packet_skip_ping());
+    assert_eq!((first, id), (0x40, pkid), "expected PUBACK {pkid}");
+    rc
+}
+
+/// The next PUBLISH (topic, payload), acknowledged when QoS 1.
+fn next_message(raw: &mut Raw) -> (String, String) {
+    let p = raw.read_packet_skip_ping();
+    let m = wire::publish_of(V5, &p);
+    if m.qos == 1 {
+        raw.send(&wire::puback(m.pkid));
+    }
+    (m.topic, String::from_utf8_lossy(&m.payload).into_owned())
+}
+
+fn auth_packet(reason: u8, method: &str, token: &str) -> Vec<u8> {
+    let props = auth_props(method, token);
+    let mut body = vec![reason];
+    wire::put_varint(&mut body, props.len());
+    body.extend_from_slice(&props);
+    wire::packet(0xF0, &body)
+}
+
+#[test]
+fn entra_connect_is_accepted_with_the_modes_connack_properties() {
+    let b = broker();
+    let mut c = v5_connect("app-1", "OAUTH2-JWT", &entra(ALL_OID, 3600));
+    c.keepalive = 0;
+    let (_raw, ack) = try_connect(&b, &c);
+    assert_eq!(ack.code, 0, "{ack:?}");
+    let expect = [
+        (AUTH_METHOD, PropValue::Str("OAUTH2-JWT".into())),
+        (0x24, PropValue::Byte(1)),
+        (wire::prop::RETAIN_AVAILABLE, PropValue::Byte(0)),
+        (wire::prop::MAX_PACKET_SIZE, PropValue::U32(524_288)),
+        (wire::prop::TOPIC_ALIAS_MAX, PropValue::U16(10)),
+        (wire::prop::WILDCARD_AVAILABLE, PropValue::Byte(1)),
+        (0x29, PropValue::Byte(0)),
+        (wire::prop::SHARED_AVAILABLE, PropValue::Byte(0)),
+        (0x21, PropValue::U16(1000)),
+        // Keep-alive 0 ("none") becomes the mode's maximum, and the client is told.
+        (wire::prop::SERVER_KEEP_ALIVE, PropValue::U16(1160)),
+    ];
+    for (id, value) in expect {
+        assert_eq!(ack.prop(id), Some(&value), "property {id:#x} in {ack:?}");
+    }
+}
+
+#[test]
+fn connect_refusals_carry_the_specs_reason_codes() {
+    let b = broker();
+    let now = now_secs();
+    let mut claims = entra_claims(ALL_OID, 3600);
+    claims["aud"] = json!("https://someone-else.example/");
+    let wrong_aud = rs256(&claims);
+    let mut claims = entra_claims(ALL_OID, 3600);
+    claims["exp"] = json!(now - 60);
+    let expired = rs256(&claims);
+    let mut claims = entra_claims(ALL_OID, 3600);
+    claims["nbf"] = json!(now + 600);
+    let not_yet = rs256(&claims);
+    let bad_sig = sign(
+        &json!({"alg": "RS256", "typ": "JWT"}),
+        &entra_claims(ALL_OID, 3600),
+        &keys().stranger,
+    );
+    let mut claims = entra_claims(ALL_OID, 3600);
+    claims["iss"] = json!("https://sts.windows.net/99999999-0000-0000-0000-000000000000/");
+    let unknown_issuer = rs256(&claims);
+    let hs256 = crate::harness::sign_hs256(&entra_claims(ALL_OID, 3600), "secret");
+    let mut claims = custom_claims("dev-1", json!({}));
+    claims["iss"] = json!("https://other-issuer.example.net");
+    let custom_wrong_issuer = rs256(&claims);
+    let mut claims = custom_claims("dev-1", json!({}));
+    claims["aud"] = json!("not-our-host.example");
+    let custom_wrong_aud = rs256(&claims);
+    // An Entra token under the custom method fails as "invalid issuer" (§4).
+    let entra_as_custom = entra(ALL_OID, 3600);
+
+    let cases: Vec<(&str, wire::Connect, u8)> = vec![
+        (
+            "wrong aud",
+            v5_connect("r1", "OAUTH2-JWT", &wrong_aud),
+            0x87,
+        ),
+        ("expired", v5_connect("r2", "OAUTH2-JWT", &expired), 0x87),
+        (
+            "not yet valid",
+            v5_connect("r3", "OAUTH2-JWT", &not_yet),
+            0x87,
+        ),
+        (
+            "bad signature",
+            v5_connect("r4", "OAUTH2-JWT", &bad_sig),
+            0x87,
+        ),
+        (
+            "unknown issuer",
+            v5_connect("r5", "OAUTH2-JWT", &unknown_issuer),
+            0x87,
+        ),
+        ("HS256", v5_connect("r6", "OAUTH2-JWT", &hs256), 0x87),
+        (
+            "custom wrong issuer",
+            v5_connect("r7", "CUSTOM-JWT", &custom_wrong_issuer),
+            0x87,
+        ),
+        (
+            "custom wrong aud",
+            v5_connect("r8", "CUSTOM-JWT", &custom_wrong_aud),
+            0x87,
+        ),
+        (
+            "entra token as custom",
+            v5_connect("r9", "CUSTOM-JWT", &entra_as_custom),
+            0x87,
+        ),
+        ("unknown method", v5_connect("r10", "SAS", "x"), 0x8C),
+        (
+            "data over 8 KB",
+            v5_connect("r11", "OAUTH2-JWT", &"a".repeat(9000)),
+            0x95,
+        ),
+        ("no credentials", wire::Connect::v5("r12"), 0x87),
+        (
+            "user property",
+            {
+                let mut c = v5_connect("r13", "OAUTH2-JWT", &entra(ALL_OID, 3600));
+                c.props.extend(wire::prop_pair("k", "v"));
+                c
+            },
+            0x83,
+        ),
+        (
+            "client id over 128",
+            v5_connect(&"c".repeat(129), "OAUTH2-JWT", &entra(ALL_OID, 3600)),
+            0x85,
+        ),
+        (
+            "v3.1.1 with the JWT as password",
+            {
+                let mut c = wire::Connect::v4("r14");
+                c.username = Some("r14".into());
+                c.password = Some(entra(ALL_OID, 3600));
+                c
+            },
+            0x05,
+        ),
+        (
+            "v3.1.1 empty client id",
+            {
+                let mut c = wire::Connect::v4("");
+                c.password = Some(entra(ALL_OID, 3600));
+                c.username = Some("x".into());
+                c
+            },
+            0x02,
+        ),
+    ];
+    for (what, c, code) in cases {
+        let (mut raw, ack) = try_connect(&b, &c);
+        assert_eq!(ack.code, code, "{what}: {ack:?}");
+        raw.expect_closed();
+    }
+}
+
+/// Runs one scenario script against the namespace over TCP (or WebSocket `/mqtt`).
+fn eg_run(client: Client, b: &Broker, ws: bool, sub: &str, flags: Vec<String>) -> Proc {
+    let url = if ws {
+        format!("ws://{}/mqtt", eg_addr(b, "http"))
+    } else {
+        format!("mqtt://{}", eg_addr(b, "tcp"))
+    };
+    let mut args = vec![
+        sub.to_owned(),
+        "--url".into(),
+        url,
+        "--protocol".into(),
+        "5".into(),
+    ];
+    args.extend(flags);
+    Proc::spawn(client, args)
+}
+
+fn flags(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_owned).collect()
+}
+
+#[test]
+fn reauth_extends_a_session_past_the_first_tokens_expiry_and_expiry_disconnects_others() {
+    let test =
+        "reauth_extends_a_session_past_the_first_tokens_expiry_and_expiry_disconnects_others";
+    if !require(test, &BOTH) {
+        return;
+    }
+    let b = broker();
+    let mut runs = Vec::new();
+    for client in BOTH {
+        // Both tokens expire 3 s from now (skew 0); one client refreshes after 1 s.
+        let short = entra(ALL_OID, 3);
+        let fresh = entra(ALL_OID, 600);
+        let mut refreshed = flags(&format!(
+            "connect --client-id reauth-{n} --auth-method OAUTH2-JWT --reauth-after 1 --hold 6 --timeout 20",
+            n = client.name()
+        ));
+        refreshed.remove(0);
+        refreshed.extend([
+            "--auth-data".into(),
+            short.clone(),
+            "--reauth-data".into(),
+            fresh,
+        ]);
+        let mut plain = flags(&format!(
+            "--client-id expires-{n} --auth-method OAUTH2-JWT --hold 10 --timeout 20",
+            n = client.name()
+        ));
+        plain.extend(["--auth-data".into(), short]);
+        runs.push((
+            client,
+            "refreshed",
+            eg_run(client, &b, false, "connect", refreshed),
+        ));
+        runs.push((client, "plain", eg_run(client, &b, false, "connect", plain)));
+    }
+    for (client, what, p) in runs {
+        let r = p.finish();
+        let context = format!("{} {what}", client.name());
+        assert_eq!(r["connected"], true, "{context}: {r}");
+        assert_eq!(
+            r["connack_properties"]["authentication_method"], "OAUTH2-JWT",
+            "{context}: {r}"
+        );
+        if what == "refreshed" {
+            let auths = r["auth_packets"].as_array().cloned().unwrap_or_default();
+            assert_eq!(auths.len(), 1, "{context}: one AUTH answer expected: {r}");
+            assert_eq!(auths[0]["reason_code"], 0, "{context}: {r}");
+            assert_eq!(
+                auths[0]["authentication_method"], "OAUTH2-JWT",
+                "{context}: {r}"
+            );
+            assert_eq!(r["server_disconnect"], Value::Null, "{context}: {r}");
+        } else {
+            assert_eq!(
+                r["server_disconnect"]["reason_code"], 0x87,
+                "{context}: {r}"
+            );
+            assert_eq!(
+                r["server_disconnect"]["reason_string"], "token expired",
+                "{context}: {r}"
+            );
+        }
+    }
+}
+
+#[test]
+fn publisher_only_cannot_subscribe_and_subscriber_only_cannot_publish() {
+    let test = "publisher_only_cannot_subscribe_and_subscriber_only_cannot_publish";
+    if !require(test, &BOTH) {
+        return;
+    }
+    let b = broker();
+    for (i, client) in BOTH.into_iter().enumerate() {
+        let ws = i == 1; // MQTT.js over WebSocket at /mqtt, paho over TCP
+        let context = client.name();
+        let topic = format!("fleet/{}/status", client.name().replace('.', ""));
+        // The subscriber holds the Subscriber role: granted QoS 1, then waits for one message.
+        let mut f = flags(&format!(
+            "--client-id sub-{i} --auth-method OAUTH2-JWT --topic {topic} --qos 1 --count 1 --timeout 15"
+        ));
+        f.extend(["--auth-data".into(), entra(SUB_OID, 600)]);
+        let mut sub = eg_run(client, &b, ws, "sub", f);
+        let ready = sub.wait_ready();
+        assert_eq!(codes(&ready["suback"]), vec![1], "{context}: {ready}");
+
+        // The publisher-only principal may not subscribe...
+        let mut f = flags(&format!(
+            "--client-id pubsub-{i} --auth-method OAUTH2-JWT --topic {topic} --qos 1 --count 1 --timeout 3"
+        ));
+        f.extend(["--auth-data".into(), entra(PUB_OID, 600)]);
+        let mut denied = eg_run(client, &b, ws, "sub", f);
+        let ready = denied.wait_ready();
+        assert_eq!(codes(&ready["suback"]), vec![0x87], "{context}: {ready}");
+        drop(denied);
+
+        // ...and the subscriber-only one may not publish.
+        let mut f = flags(&format!(
+            "--client-id subpub-{i} --auth-method OAUTH2-JWT --topic {topic} --qos 1 --message denied --timeout 10"
+        ));
+        f.extend(["--auth-data".into(), entra(SUB_OID, 600)]);
+        let r = eg_run(client, &b, ws, "pub", f).finish();
+        assert_eq!(codes(&r["acks"]), vec![0x87], "{context}: {r}");
+
+        let mut f = flags(&format!(
+            "--client-id pub-{i} --auth-method OAUTH2-JWT --topic {topic} --qos 1 --message allowed --timeout 10"
+        ));
+        f.extend(["--auth-data".into(), entra(PUB_OID, 600)]);
+        let r = eg_run(client, &b, ws, "pub", f).finish();
+        assert_eq!(codes(&r["acks"]), vec![0], "{context}: {r}");
+        let got = sub.finish();
+        assert_eq!(payloads(&got), vec!["allowed"], "{context}: {got}");
+    }
+}
+
+#[test]
+fn template_variables_isolate_clients_from_one_another() {
+    let b = broker();
+    let mut alice = connect(&b, "alice-1", "CUSTOM-JWT", &custom("alice", json!({})));
+    let mut bob = connect(&b, "bob-1", "CUSTOM-JWT", &custom("bob", json!({})));
+    assert_eq!(
+        subscribe(
+            &mut alice,
+            1,
+            &[
+                ("devices/alice/#", 1),
+                ("devices/bob/#", 1),
+                ("devices/+/cmd", 1)
+            ]
+        ),
+        vec![0x01, 0x87, 0x87]
+    );
+    assert_eq!(
+        subscribe(&mut bob, 1, &[("devices/bob/cmd", 1)]),
+        vec![0x01]
+    );
+    assert_eq!(
+        publish1(&mut alice, "devices/bob/cmd", "from alice", 1),
+        0x87
+    );
+    // Second sessions of the same names publish, so each ack and delivery stay apart.
+    let mut bob2 = connect(&b, "bob-2", "CUSTOM-JWT", &custom("bob", json!({})));
+    assert_eq!(publish1(&mut bob2, "devices/bob/cmd", "from bob", 1), 0x00);
+    assert_eq!(
+        next_message(&mut bob),
+        ("devices/bob/cmd".into(), "from bob".into())
+    );
+    let mut alice2 = connect(&b, "alice-2", "CUSTOM-JWT", &custom("alice", json!({})));
+    assert_eq!(publish1(&mut alice2, "devices/alice/t", "mine", 2), 0x00);
+    assert_eq!(
+        next_message(&mut alice),
+        ("devices/alice/t".into(), "mine".into())
+    );
+}
+
+#[test]
+fn client_group_queries_select_the_right_clients() {
+    let b = broker();
+    let mut watcher = connect(
+        &b,
+        "op-1",
+        "CUSTOM-JWT",
+        &custom("op", json!({"role": "operator"})),
+    );
+    assert_eq!(subscribe(&mut watcher, 1, &[("fleet/#", 1)]), vec![0x01]);
+    let mut low = connect(
+        &b,
+        "s-low",
+        "CUSTOM-JWT",
+        &custom("s-low", json!({"type": "sensor", "floor": 3})),
+    );
+    let mut high = connect(
+        &b,
+        "s-high",
+        "CUSTOM-JWT",
+        &custom("s-high", json!({"type": "sensor", "floor": 9})),
+    );
+    let mut actuator = connect(
+        &b,
+        "a-1",
+        "CUSTOM-JWT",
+        &custom("a-1", json!({"type": "actuator", "floor": 1})),
+    );
+    assert_eq!(publish1(&mut high, "fleet/s-high", "no", 1), 0x87);
+    assert_eq!(publish1(&mut actuator, "fleet/a-1", "no", 1), 0x87);
+    assert_eq!(publish1(&mut low, "fleet/s-low", "yes", 1), 0x00);
+    assert_eq!(
+        next_message(&mut watcher),
+        ("fleet/s-low".into(), "yes".into())
+    );
+    // Sensors publish to the fleet but are not operators: no subscription there.
+    assert_eq!(subscribe(&mut low, 2, &[("fleet/#", 1)]), vec![0x87]);
+}
+
+#[test]
+fn wildcard_subscriptions_deliver_across_workers_once_per_session() {
+    let b = broker();
+    let token = entra(ALL_OID, 3600);
+    let filters: [&[&str]; 6] = [
+        &["fleet/+/status"],
+        &["fleet/#"],
+        &["fleet/7/status"],
+        &["fleet/+/status", "fleet/#"],
+        &["alerts/+/high"],
+        &["fleet/+/status"],
+    ];
+    let mut subs = Vec::new();
+    for (i, fs) in filters.iter().enumerate() {
+        let mut raw = connect(&b, &format!("w-{i}"), "OAUTH2-JWT", &token);
+        let list: Vec<(&str, u8)> = fs.iter().map(|f| (*f, 1)).collect();
+        assert_eq!(subscribe(&mut raw, 1, &list), vec![1; fs.len()], "{fs:?}");
+        subs.push(raw);
+    }
+    // The kernel spreads connections over both workers' listeners; prove both hold some.
+    wait_until(
+        "subscribers on both workers",
+        Duration::from_secs(10),
+        || {
+            let per = b.connections_per_worker();
+            per.len() >= 2 && per.values().all(|n| *n > 0.0)
+        },
+    );
+    let mut publisher = connect(&b, "w-pub", "OAUTH2-JWT", &token);
+    assert_eq!(publish1(&mut publisher, "fleet/7/status", "s", 1), 0);
+    assert_eq!(publish1(&mut publisher, "fleet/7/other", "o", 2), 0);
+    assert_eq!(publish1(&mut publisher, "alerts/7/high", "a", 3), 0);
+    let expected: [&[(&str, &str)]; 6] = [
+        &[("fleet/7/status", "s")],
+        &[("fleet/7/status", "s"), ("fleet/7/other", "o")],
+        &[("fleet/7/status", "s")],
+        // Two matching filters, one copy.
+        &[("fleet/7/status", "s"), ("fleet/7/other", "o")],
+        &[("alerts/7/high", "a")],
+        &[("fleet/7/status", "s")],
+    ];
+    // A marker every subscriber... only some can receive; instead end with a message each
+    // one's filter matches, so an unexpected extra copy shows up before it.
+    assert_eq!(publish1(&mut publisher, "fleet/7/status", "end", 4), 0);
+    assert_eq!(publish1(&mut publisher, "alerts/9/high", "end", 5), 0);
+    for (i, (raw, want)) in subs.iter_mut().zip(expected).enumerate() {
+        let mut got = Vec::new();
+        loop {
+            let (topic, payload) = next_message(raw);
+            if payload == "end" {
+                break;
+            }
+            got.push((topic, payload));
+        }
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(t, p)| (t.to_string(), p.to_string()))
+            .collect();
+        assert_eq!(got, want, "subscriber {i} ({:?})", filters[i]);
+    }
+}
+
+#[test]
+fn mode_limits_and_refusals() {
+    let b = broker();
+    let token = entra(ALL_OID, 3600);
+    let c = |id: &str| connect(&b, id, "OAUTH2-JWT", &token);
+
+    let mut raw = c("lim-qos2");
+    raw.send(&wire::publish(V5, "fleet/x", b"p", 2, false, 1, &[]));
+    raw.expect_disconnect(0x9B);
+
+    let mut raw = c("lim-retain");
+    raw.send(&wire::publish(V5, "fleet/x", b"p", 1, true, 1, &[]));
+    raw.expect_disconnect(0x9A);
+
+    let mut raw = c("lim-alias-range");
+    let alias11 = wire::prop_u16(wire::prop::TOPIC_ALIAS, 11);
+    raw.send(&wire::publish(V5, "fleet/x", b"p", 0, false, 0, &alias11));
+    raw.expect_disconnect(0x94);
+
+    let mut raw = c("lim-alias-unknown");
+    let alias2 = wire::prop_u16(wire::prop::TOPIC_ALIAS, 2);
+    raw.send(&wire::publish(V5, "", b"p", 0, false, 0, &alias2));
+    raw.expect_disconnect(0x94);
+
+    // A topic alias set up once, then used alone: the subscriber sees the full topic.
+    let mut sub = c("lim-alias-sub");
+    assert_eq!(subscribe(&mut sub, 1, &[("fleet/alias", 1)]), vec![1]);
+    let mut raw = c("lim-alias-ok");
+    let alias1 = wire::prop_u16(wire::prop::TOPIC_ALIAS, 1);
+    raw.send(&wire::publish(
+        V5,
+        "fleet/alias",
+        b"one",
+        1,
+        false,
+        1,
+        &alias1,
+    ));
+    assert_eq!(wire::ack(&raw.read_packet()).2, 0);
+    raw.send(&wire::publish(V5, "", b"two", 1, false, 2, &alias1));
+    assert_eq!(wire::ack(&raw.read_packet()).2, 0);
+    assert_eq!(next_message(&mut sub), ("fleet/alias".into(), "one".into()));
+    let p = sub.read_packet_skip_ping();
+    let m = wire::publish_of(V5, &p);
+    assert_eq!(
+        (m.topic.as_str(), &m.payload[..]),
+        ("fleet/alias", &b"two"[..])
+    );
+    assert!(
+        m.props.iter().all(|(id, _)| *id != wire::prop::TOPIC_ALIAS),
+        "aliases are never forwarded: {:?}",
+        m.props
+    );
+
+    let mut raw = c("lim-sub");
+    let deep = vec!["l"; 16].join("/");
+    assert_eq!(
+        subscribe(
+            &mut raw,
+            1,
+            &[("$share/g/fleet/#", 1), (&deep, 1), ("fleet/q2", 2)]
+        ),
+        vec![0x9E, 0x8F, 0x01],
+        "shared, too deep, QoS 2 granted as 1"
+    );
+    let many: Vec<String> = (0..11).map(|i| format!("fleet/m/{i}")).collect();
+    let list: Vec<(&str, u8)> = many.iter().map(|f| (f.as_str(), 1)).collect();
+    let mut want = vec![1u8; 10];
+    want.push(0x97);
+    assert_eq!(
+        subscribe(&mut raw, 2, &list),
+        want,
+        "10 filters per SUBSCRIBE"
+    );
+    // 11 held now (fleet/q2 and ten of these); 39 more fit, the 51st does not.
+    let more: Vec<String> = (0..40).map(|i| format!("fleet/n/{i}")).collect();
+    let mut codes_seen = Vec::new();
+    for (i, chunk) in more.chunks(10).enumerate() {
+        let list: Vec<(&str, u8)> = chunk.iter().map(|f| (f.as_str(), 1)).collect();
+        codes_seen.extend(subscribe(&mut raw, 10 + i as u16, &list));
+    }
+    assert_eq!(codes_seen.iter().filter(|c| **c == 1).count(), 39);
+    assert_eq!(
+        codes_seen.last(),
+        Some(&0x97),
+        "50 subscriptions per session"
+    );
+
+    let mut raw = c("lim-subid");
+    let mut body = 9u16.to_be_bytes().to_vec();
+    let mut props = vec![SUBSCRIPTION_ID];
+    wire::put_varint(&mut props, 5);
+    wire::put_varint(&mut body, props.len());
+    body.extend_from_slice(&props);
+    body.extend_from_slice(&[0, 7]);
+    body.extend_from_slice(b"fleet/x");
+    body.push(1);
+    raw.send(&wire::packet(0x82, &body));
+    raw.expect_disconnect(0xA1);
+
+    let mut raw = c("lim-bad-puback");
+    raw.send(&wire::packet(0x40, &[0, 1, 0x80]));
+    raw.expect_disconnect(0x83);
+}
+
+#[test]
+fn session_names_belong_to_one_authentication_name() {
+    let b = broker();
+    let mut first = connect(&b, "shared-name", "CUSTOM-JWT", &custom("owner", json!({})));
+    let (mut raw, ack) = try_connect(
+        &b,
+        &v5_connect("shared-name", "CUSTOM-JWT", &custom("intruder", json!({}))),
+    );
+    assert_eq!(ack.code, 0x87, "{ack:?}");
+    raw.expect_closed();
+    // The owner (names compare ignoring case) takes its own session over.
+    let _second = connect(&b, "shared-name", "CUSTOM-JWT", &custom("OWNER", json!({})));
+    first.expect_disconnect(0x8E);
+    // QUOTA sessions per authentication name (shared-name is one); the next one is refused.
+    let token = custom("owner", json!({}));
+    let held: Vec<Raw> = (1..QUOTA)
+        .map(|i| connect(&b, &format!("owner-{i}"), "CUSTOM-JWT", &token))
+        .collect();
+    let (mut raw, ack) = try_connect(&b, &v5_connect("owner-over", "CUSTOM-JWT", &token));
+    assert_eq!(ack.code, 0x97, "{ack:?}");
+    raw.expect_closed();
+    // A session that ends frees its place.
+    drop(held);
+    wait_until("a freed session place", Duration::from_secs(10), || {
+        let (_raw, ack) = try_connect(&b, &v5_connect("owner-over", "CUSTOM-JWT", &token));
+        ack.code == 0
+    });
+}
+
+#[test]
+fn offline_queue_overflow_ends_the_session() {
+    let b = broker();
+    let token = entra(ALL_OID, 3600);
+    for (name, count, present) in [("q-ok", 5usize, true), ("q-over", 101, false)] {
+        let mut c = v5_connect(name, "OAUTH2-JWT", &token);
+        c.clean = true;
+        c.props
+            .extend(wire::prop_u32(wire::prop::SESSION_EXPIRY, 600));
+        let (mut raw, ack) = try_connect(&b, &c);
+        assert_eq!(ack.code, 0);
+        let topic = format!("fleet/{name}");
+        assert_eq!(subscribe(&mut raw, 1, &[(&topic, 1)]), vec![1]);
+        raw.send(&wire::DISCONNECT);
+        raw.expect_closed();
+        let mut publisher = connect(&b, &format!("{name}-pub"), "OAUTH2-JWT", &token);
+        for i in 0..count {
+            assert_eq!(
+                publish1(&mut publisher, &topic, &i.to_string(), (i + 1) as u16),
+                0
+            );
+        }
+        let mut again = v5_connect(name, "OAUTH2-JWT", &token);
+        again.clean = false;
+        again
+            .props
+            .extend(wire::prop_u32(wire::prop::SESSION_EXPIRY, 600));
+        let (mut raw, ack) = try_connect(&b, &again);
+        assert_eq!(ack.code, 0);
+        assert_eq!(ack.session_present, present, "{name}: {ack:?}");
+        if present {
+            for i in 0..count {
+                assert_eq!(next_message(&mut raw), (topic.clone(), i.to_string()));
+            }
+        }
+    }
+}
+
+#[test]
+fn reauth_rules_on_the_wire() {
+    let b = broker();
+    // A re-authentication that narrows the rights drops the subscription it no longer covers.
+    let mut op = connect(
+        &b,
+        "ra-op",
+        "CUSTOM-JWT",
+        &custom("op", json!({"role": "operator"})),
+    );
+    assert_eq!(
+        subscribe(&mut op, 1, &[("fleet/#", 1), ("devices/op/#", 1)]),
+        vec![1, 1]
+    );
+    op.send(&auth_packet(
+        0x19,
+        "CUSTOM-JWT",
+        &custom("op", json!({"role": "visitor"})),
+    ));
+    let p = op.read_packet_skip_ping();
+    // AUTH 0x00 with the method, byte for byte as in §9.
+    let mut want = vec![0xF0, 0x0F, 0x00, 0x0D, AUTH_METHOD, 0x00, 0x0A];
+    want.extend_from_slice(b"CUSTOM-JWT");
+    assert_eq!(p, want);
+    let mut sensor = connect(
+        &b,
+        "ra-sensor",
+        "CUSTOM-JWT",
+        &custom("sensor", json!({"type": "sensor", "floor": 1})),
+    );
+    assert_eq!(publish1(&mut sensor, "fleet/after", "dropped", 1), 0);
+    let mut me = connect(&b, "ra-op-2", "CUSTOM-JWT", &custom("op", json!({})));
+    assert_eq!(publish1(&mut me, "devices/op/x", "kept", 1), 0);
+    assert_eq!(
+        next_message(&mut op),
+        ("devices/op/x".into(), "kept".into())
+    );
+
+    // Another identity, another method, a non-0x19 reason: all end the connection.
+    let mut raw = connect(&b, "ra-other", "CUSTOM-JWT", &custom("one", json!({})));
+    raw.send(&auth_packet(0x19, "CUSTOM-JWT", &custom("two", json!({}))));
+    raw.expect_disconnect(0x87);
+    let mut raw = connect(&b, "ra-method", "CUSTOM-JWT", &custom("one", json!({})));
+    raw.send(&auth_packet(0x19, "OAUTH2-JWT", &entra(ALL_OID, 600)));
+    raw.expect_disconnect(0x82);
+    let mut raw = connect(&b, "ra-continue", "CUSTOM-JWT", &custom("one", json!({})));
+    raw.send(&auth_packet(0x18, "CUSTOM-JWT", &custom("one", json!({}))));
+    raw.expect_disconnect(0x82);
+    let mut raw = connect(&b, "ra-bad", "OAUTH2-JWT", &entra(ALL_OID, 600));
+    let mut claims = entra_claims(ALL_OID, 600);
+    claims["exp"] = json!(now_secs() - 10);
+    raw.send(&auth_packet(0x19, "OAUTH2-JWT", &rs256(&claims)));
+    raw.expect_disconnect(0x87);
+    // v3.1.1 sessions and v5 sessions share topics (§1: mixed versions).
+    let _ = V4;
+}
+
+#[test]
+fn websocket_clients_connect_at_mqtt_and_other_paths_are_not_found() {
+    let b = broker();
+    let addr = eg_addr(&b, "http");
+    let mut raw = Raw::ws(addr, "/mqtt", &[]).unwrap_or_else(|(s, body)| panic!("{s} {body}"));
+    raw.send(&v5_connect("ws-1", "OAUTH2-JWT", &entra(ALL_OID, 600)).encode());
+    let ack = wire::connack(V5, &raw.read_packet());
+    assert_eq!(ack.code, 0, "{ack:?}");
+    match Raw::ws(addr, "/clients/mqtt/hubs/chat", &[]) {
+        Err((404, _)) => {}
+        Err((s, body)) => panic!("expected 404, got {s} {body}"),
+        Ok(_) => panic!("a Web PubSub path upgraded on a namespace listener"),
+    }
+    let _ = &keys().dir;
+}
+
+/// `paho_client.py` over mqtts to the namespace's TLS listener, with the client certificate
+/// when `cert`; returns its JSON report.
+fn paho_cert(dir: &Path, addr: SocketAddr, args: &[&str], cert: bool) -> Value {
+    let mut cmd = Command::new("python3");
+    cmd.arg("tests/clients/paho_client.py")
+        .args(args)
+        .args([
+            "--url",
+            &format!("mqtts://localhost:{}", addr.port()),
+            "--timeout",
+            "15",
+        ])
+        .arg("--ca-file")
+        .arg(dir.join("server.pem"));
+    if cert {
+        cmd.arg("--cert-file")
+            .arg(dir.join("client.pem"))
+            .arg("--key-file")
+            .arg(dir.join("client.key"));
+    }
+    let out = cmd
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run paho_client.py");
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "paho output is not JSON ({e}): {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn registered_clients_authenticate_with_a_certificate_and_their_username() {
+    if !require(
+        "registered_clients_authenticate_with_a_certificate_and_their_username",
+        &[Client::Paho],
+    ) {
+        return;
+    }
+    let Some(dir) = crate::upstream::make_mtls_files() else {
+        return;
+    };
+    // Optional client certificates: JWT clients need none, certificate clients bring one.
+    let b = broker_with(&format!(
+        "[[listeners]]\nkind = \"tls\"\nbind = \"127.0.0.1:0\"\nnamespace = \"{NS}\"\n\
+         cert = \"{d}/server.pem\"\nkey = \"{d}/server.key\"\nclient_ca = \"{d}/ca.pem\"\n\
+         client_auth = \"optional\"\n",
+        d = dir.display()
+    ));
+    let addr = eg_addr(&b, "tls");
+    for protocol in ["4", "5"] {
+        // The certificate's subject CN is device-1, a registered sensor: it may publish to the
+        // fleet (binding sensors-pub) on either protocol version.
+        let id = format!("cert-ok-{protocol}");
+        let r = paho_cert(
+            &dir,
+            addr,
+            &[
+                "pub",
+                "--protocol",
+                protocol,
+                "--client-id",
+                &id,
+                "--username",
+                "device-1",
+                "--topic",
+                "fleet/device-1",
+                "--qos",
+                "1",
+                "--message",
+                "m",
+            ],
+            true,
+        );
+        assert_eq!(codes(&r["acks"]), vec![0], "v{protocol}: {r}");
+        let id = format!("cert-name-{protocol}");
+        let r = paho_cert(
+            &dir,
+            addr,
+            &[
+                "connect",
+                "--protocol",
+                protocol,
+                "--client-id",
+                &id,
+                "--username",
+                "device-2",
+            ],
+            true,
+        );
+        let refused = if protocol == "5" { 0x87 } else { 0x05 };
+        assert_eq!(r["connected"], false, "v{protocol} unregistered name: {r}");
+        assert_eq!(
+            r["reason_code"], refused,
+            "v{protocol} unregistered name: {r}"
+        );
+        let id = format!("cert-none-{protocol}");
+        let r = paho_cert(
+            &dir,
+            addr,
+            &[
+                "connect",
+                "--protocol",
+                protocol,
+                "--client-id",
+                &id,
+                "--username",
+                "device-1",
+            ],
+            false,
+        );
+        assert_eq!(
+            r["reason_code"], refused,
+            "v{protocol} without certificate: {r}"
+        );
+    }
+}
