@@ -148,6 +148,7 @@ pub async fn run<S>(
     };
     let end = c.read_loop(&mut r, rx).await;
     if let Phase::Active(a) = &c.phase {
+        let said_goodbye = c.client_disconnect.is_some();
         if w.shared.upstream.is_some() {
             w.note_close(a.idx, h.id, close_info(&h, c.client_disconnect.take()));
         }
@@ -155,13 +156,17 @@ pub async fn run<S>(
         let mut ctr = w.counters.borrow_mut();
         ctr.connections[transport.index()][version_index(c.version)] -= 1;
         drop(ctr);
-        tracing::info!(
-            hub = %a.identity.hub_name,
-            client = %a.client_id,
-            worker = w.id.0,
-            clean = end == End::Clean,
-            "client disconnected"
-        );
+        if a.eg.is_some() {
+            eg::log_disconnected(a, &h, said_goodbye);
+        } else {
+            tracing::info!(
+                hub = %a.identity.hub_name,
+                client = %a.client_id,
+                worker = w.id.0,
+                clean = end == End::Clean,
+                "client disconnected"
+            );
+        }
     }
     if !h.closing.replace(true) {
         h.push(Out::Close);

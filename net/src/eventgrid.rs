@@ -25,7 +25,7 @@ use hubmq_metrics::DropReason;
 
 use crate::registry::GroupShared;
 use crate::worker::{disconnect_slow, offer_to_slot, State, Worker};
-use crate::xcore::CoreMsg;
+use crate::xcore::{CoreMsg, Target};
 
 /// Keep Alive granted when the client asks for more, or for none (§2) [doc: max 1,160 s].
 pub const KEEP_ALIVE_MAX_SECS: u16 = 1160;
@@ -255,9 +255,8 @@ impl Worker {
         while rest != 0 {
             let to = WorkerId(rest.trailing_zeros() as u16);
             rest &= rest - 1;
-            let m = CoreMsg::DeliverTopic {
-                hub: ns.hub,
-                group,
+            let m = CoreMsg::Deliver {
+                to: Target::topic(ns.hub, group),
                 msg: msg.clone(),
             };
             let mesh = &self.shared.mesh;

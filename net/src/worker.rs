@@ -25,7 +25,7 @@ use hubmq_metrics::{CoreCounters, DisconnectReason, DropReason};
 use crate::notify::LocalNotify;
 use crate::registry::{GroupShared, Registry, SessionKey};
 use crate::settings::Settings;
-use crate::xcore::{Command, CoreMsg, Mesh, SessionTransfer};
+use crate::xcore::{Command, CoreMsg, Mesh, SessionTransfer, Target};
 
 /// State shared by all workers (read-mostly; see `registry` for the locks).
 pub struct Shared {
@@ -640,7 +640,7 @@ impl Worker {
                 rest &= rest - 1;
                 let to = WorkerId(w);
                 let m = CoreMsg::Deliver {
-                    group: g.id,
+                    to: Target::group(g.id),
                     msg: msg.clone(),
                 };
                 let mut c = self.counters.borrow_mut();
@@ -713,10 +713,10 @@ impl Worker {
         let mesh = &self.shared.mesh;
         loop {
             let n = mesh.drain(self.id, 4096, |m| match m {
-                CoreMsg::Deliver { group, msg } => self.deliver_local(group, &msg),
-                CoreMsg::DeliverTopic { hub, group, msg } => {
-                    self.eg_deliver_local(hub, group, &msg)
-                }
+                CoreMsg::Deliver { to, msg } => match to.split() {
+                    Err(group) => self.deliver_local(group, &msg),
+                    Ok((hub, group)) => self.eg_deliver_local(hub, group, &msg),
+                },
             });
             if n > 0 {
                 // Let the writers flush what this batch queued before taking more.

@@ -21,15 +21,47 @@ const QUEUE_CAPACITY: usize = 16 * 1024;
 
 /// Data-path message from one worker to another.
 pub enum CoreMsg {
-    /// Deliver `msg` to this worker's local subscribers of `group`.
-    Deliver { group: GroupId, msg: Arc<Message> },
-    /// Deliver `msg` to this worker's subscribers in Event Grid namespace `hub` whose filter
-    /// matches its topic (`group` = the exact-topic group, if one exists).
-    DeliverTopic {
-        hub: HubId,
-        group: Option<GroupId>,
-        msg: Arc<Message>,
-    },
+    /// Deliver `msg` to this worker's local subscribers named by `to`.
+    Deliver { to: Target, msg: Arc<Message> },
+}
+
+/// Which local subscribers a delivered message is for: a Web PubSub group, or the matching
+/// subscribers of an Event Grid namespace (with its exact-topic group, if one exists). Packed
+/// into two `u32`s so a queue slot stays 16 bytes (the queues are preallocated per worker pair).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    group: u32,
+    hub: u32,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl Target {
+    pub fn group(g: GroupId) -> Target {
+        Target {
+            group: g.0,
+            hub: NONE,
+        }
+    }
+
+    pub fn topic(hub: HubId, g: Option<GroupId>) -> Target {
+        Target {
+            group: g.map_or(NONE, |g| g.0),
+            hub: hub.0,
+        }
+    }
+
+    /// `Err(group)` for a Web PubSub group, `Ok((hub, exact group))` for a namespace.
+    pub fn split(self) -> Result<(HubId, Option<GroupId>), GroupId> {
+        if self.hub == NONE {
+            Err(GroupId(self.group))
+        } else {
+            Ok((
+                HubId(self.hub),
+                (self.group != NONE).then_some(GroupId(self.group)),
+            ))
+        }
+    }
 }
 
 /// Cold-path command to a worker.
@@ -144,5 +176,25 @@ impl Mesh {
 
     pub fn commands(&self, me: WorkerId) -> flume::Receiver<Command> {
         self.commands[me.0 as usize].1.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_slot_stays_sixteen_bytes() {
+        assert_eq!(std::mem::size_of::<CoreMsg>(), 16);
+    }
+
+    #[test]
+    fn targets_round_trip() {
+        assert_eq!(Target::group(GroupId(7)).split(), Err(GroupId(7)));
+        assert_eq!(
+            Target::topic(HubId(3), Some(GroupId(9))).split(),
+            Ok((HubId(3), Some(GroupId(9))))
+        );
+        assert_eq!(Target::topic(HubId(3), None).split(), Ok((HubId(3), None)));
     }
 }

@@ -694,3 +694,36 @@ impl Reader {
         End::WithWill
     }
 }
+
+/// Event Grid's `disconnectionReason` name for how a connection ended (§8); the numbers are
+/// ours, the names are the service's.
+fn disconnection_reason(server: Option<ReasonCode>, client_said_goodbye: bool) -> &'static str {
+    match server {
+        None if client_said_goodbye => "ClientInitiatedDisconnect",
+        None | Some(ReasonCode::KeepAliveTimeout) => "ConnectionLost",
+        Some(ReasonCode::NotAuthorized) => "ClientAuthenticationError",
+        Some(ReasonCode::SessionTakenOver) => "SessionTakenOver",
+        Some(ReasonCode::ServerShuttingDown) => "ServerInitiatedDisconnect",
+        Some(ReasonCode::QuotaExceeded | ReasonCode::MessageRateTooHigh) => "QuotaExceeded",
+        Some(ReasonCode::UnspecifiedError) => "ServerError",
+        Some(_) => "ClientError",
+    }
+}
+
+/// The lifecycle log line of a namespace connection that ended.
+pub(super) fn log_disconnected(
+    a: &Active,
+    h: &crate::worker::ConnHandle,
+    client_said_goodbye: bool,
+) {
+    let Some(eg) = a.eg.as_deref() else {
+        return;
+    };
+    tracing::info!(
+        namespace = %eg.ns.name,
+        client_authentication_name = %eg.identity.authentication_name,
+        client_session_name = %a.client_id,
+        disconnection_reason = disconnection_reason(h.end_reason.get(), client_said_goodbye),
+        "Microsoft.EventGrid.MQTTClientSessionDisconnected"
+    );
+}
