@@ -769,13 +769,6 @@ impl Config {
                 .map_err(|e| (format!("{key}.{}", e.item), e.reason.clone()))?;
             CompiledNamespace::compile(ns)
                 .map_err(|e| (format!("{key}.{}", e.item), e.reason.clone()))?;
-            if ns.retain {
-                return Err((
-                    format!("{key}.retain"),
-                    "retained messages are not supported yet in Event Grid mode (set retain = false)"
-                        .into(),
-                ));
-            }
             namespace_keys(ns).map_err(|(k, reason)| (format!("{key}.{k}"), reason))?;
         }
         self.eventgrid_namespaces = eg.namespaces;

@@ -22,6 +22,10 @@ pub struct Message {
     pub origin: u64,
     /// Absolute expiry in milliseconds on the broker's clock (v5 Message Expiry Interval).
     pub expires_at_ms: Option<u64>,
+    /// The RETAIN flag this message is delivered with: set only on copies sent from a retained
+    /// store to a new subscription (live deliveries carry 0 [MQTT-3.3.1-12]), and on a will
+    /// published with retain so the broker knows to store it.
+    pub retain: bool,
     /// Encodings cache, index = version * 3 + qos. `OnceLock` because the same message may be
     /// encoded by several workers; the first one wins, the rest reuse its bytes.
     encoded: [OnceLock<PublishParts>; 6],
@@ -50,6 +54,23 @@ impl Message {
             qos,
             origin,
             expires_at_ms,
+            retain: false,
+            encoded: Default::default(),
+        }
+    }
+
+    /// This message with another RETAIN flag (payload and properties shared, encodings fresh).
+    /// `expires_at_ms` replaces the expiry when the copy has none of its own (v3.1.1 retained
+    /// messages live a year in Event Grid).
+    pub fn with_retain(&self, retain: bool, default_expiry_ms: Option<u64>) -> Message {
+        Message {
+            topic: self.topic.clone(),
+            payload: self.payload.clone(),
+            props: self.props.clone(),
+            qos: self.qos,
+            origin: self.origin,
+            expires_at_ms: self.expires_at_ms.or(default_expiry_ms),
+            retain,
             encoded: Default::default(),
         }
     }
@@ -65,7 +86,7 @@ impl Message {
         self.payload.len() + self.topic.len() + 16
     }
 
-    /// The shared encoding for `version` at delivered QoS `qos` (DUP = 0, retain = 0). Messages
+    /// The shared encoding for `version` at delivered QoS `qos` (DUP = 0, RETAIN = `retain`). Messages
     /// with an expiry are re-encoded per delivery by `encode_fresh` since the remaining interval
     /// changes with time.
     pub fn encoded(&self, version: ProtocolVersion, qos: QoS) -> &PublishParts {
@@ -101,6 +122,14 @@ impl Message {
         } else {
             p
         };
-        encode_publish_parts(&self.topic, qos, false, dup, p, &self.payload, version)
+        encode_publish_parts(
+            &self.topic,
+            qos,
+            self.retain,
+            dup,
+            p,
+            &self.payload,
+            version,
+        )
     }
 }

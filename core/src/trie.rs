@@ -317,5 +317,30 @@ fn shrink_if_sparse<T>(v: &mut Vec<T>) {
     }
 }
 
+/// Does the (valid) topic filter `filter` match the topic name `topic`? The single-pair form of
+/// the trie's rule, for cold paths that test a few filters (retained messages on SUBSCRIBE):
+/// `+` is one level, `#` the rest including none, and a leading wildcard never matches a
+/// `$`-topic (MQTT 4.7.2).
+pub fn filter_matches(filter: &str, topic: &str) -> bool {
+    let mut levels = topic.split('/');
+    for (i, f) in filter.split('/').enumerate() {
+        let first_dollar = i == 0 && topic.starts_with('$');
+        match f {
+            "#" => return !first_dollar,
+            "+" => {
+                if first_dollar || levels.next().is_none() {
+                    return false;
+                }
+            }
+            lit => {
+                if levels.next() != Some(lit) {
+                    return false;
+                }
+            }
+        }
+    }
+    levels.next().is_none()
+}
+
 #[cfg(test)]
 mod tests;

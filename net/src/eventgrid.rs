@@ -50,6 +50,12 @@ pub const MAX_SESSION_NAME_CHARS: usize = 128;
 /// Longest response topic, content type and correlation data; total user properties [doc].
 pub const MAX_PROPERTY_BYTES: usize = 256;
 pub const MAX_USER_PROPERTY_BYTES: usize = 32 * 1024;
+/// Retained messages: 64 KB each; 10,000 messages or 640 MB per throughput unit [doc].
+pub const MAX_RETAINED_MESSAGE_BYTES: usize = 64 * 1024;
+pub const RETAINED_MESSAGES_PER_TU: usize = 10_000;
+pub const RETAINED_BYTES_PER_TU: usize = 640 * 1024 * 1024;
+/// v3.1.1 retained messages expire after 365 days [doc].
+pub const V311_RETAINED_TTL_MS: u64 = 365 * 24 * 3600 * 1000;
 
 /// One namespace as configured, with its key files already read (by the binary).
 #[derive(Clone)]
@@ -82,6 +88,25 @@ pub struct EgNamespace {
     /// Bit `w` set while worker `w` holds a wildcard subscription in this namespace.
     wild: AtomicU64,
     sessions: Mutex<SessionTable>,
+    /// Retained messages by topic. Locked only by retained PUBLISHes and by SUBSCRIBEs, never by
+    /// the ordinary publish path.
+    retained: Mutex<RetainStore>,
+    retained_max_messages: usize,
+    retained_max_bytes: usize,
+}
+
+#[derive(Default)]
+struct RetainStore {
+    by_topic: HashMap<Arc<str>, Arc<Message>>,
+    bytes: usize,
+}
+
+impl RetainStore {
+    fn remove(&mut self, topic: &str) {
+        if let Some(old) = self.by_topic.remove(topic) {
+            self.bytes -= old.cost();
+        }
+    }
 }
 
 /// Session names → owner, and how many sessions each authentication name holds (online and
@@ -142,6 +167,9 @@ impl EgNamespace {
             max_sessions_per_name: s.model.max_client_sessions_per_authentication_name,
             wild: AtomicU64::new(0),
             sessions: Mutex::new(SessionTable::default()),
+            retained: Mutex::new(RetainStore::default()),
+            retained_max_messages: RETAINED_MESSAGES_PER_TU * s.model.throughput_units as usize,
+            retained_max_bytes: RETAINED_BYTES_PER_TU * s.model.throughput_units as usize,
         })
     }
 
@@ -187,6 +215,54 @@ impl EgNamespace {
                 }
             }
         }
+    }
+
+    fn retained_store(&self) -> MutexGuard<'_, RetainStore> {
+        self.retained.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores (or, with an empty payload, deletes) the retained message of `msg.topic` (§7).
+    /// `v311` = published by a v3.1.1 client (its retained messages expire after a year).
+    /// Err(0x97) when the message or the store is over its quota.
+    pub fn retain(&self, msg: &Message, v311: bool, now_ms: u64) -> Result<(), ReasonCode> {
+        if msg.payload.is_empty() {
+            self.retained_store().remove(&msg.topic);
+            return Ok(());
+        }
+        if msg.payload.len() > MAX_RETAINED_MESSAGE_BYTES {
+            return Err(ReasonCode::QuotaExceeded);
+        }
+        let ttl = v311.then(|| now_ms + V311_RETAINED_TTL_MS);
+        let copy = Arc::new(msg.with_retain(true, ttl));
+        let mut st = self.retained_store();
+        st.remove(&msg.topic);
+        if st.by_topic.len() >= self.retained_max_messages
+            || st.bytes + copy.cost() > self.retained_max_bytes
+        {
+            return Err(ReasonCode::QuotaExceeded);
+        }
+        st.bytes += copy.cost();
+        st.by_topic.insert(copy.topic.clone(), copy);
+        Ok(())
+    }
+
+    /// The retained messages `filter` matches, expired ones dropped on the way.
+    pub fn retained_matching(&self, filter: &str, now_ms: u64) -> Vec<Arc<Message>> {
+        let mut st = self.retained_store();
+        let expired: Vec<Arc<str>> = st
+            .by_topic
+            .values()
+            .filter(|m| m.is_expired(now_ms))
+            .map(|m| m.topic.clone())
+            .collect();
+        for t in expired {
+            st.remove(&t);
+        }
+        st.by_topic
+            .values()
+            .filter(|m| hubmq_core::trie::filter_matches(filter, &m.topic))
+            .cloned()
+            .collect()
     }
 
     #[inline]
@@ -343,6 +419,13 @@ impl Worker {
     /// for Event Grid, the group path otherwise.
     pub(crate) fn publish_in(&self, hub: HubId, g: &GroupShared, msg: Arc<Message>) {
         match self.eg(hub).cloned() {
+            Some(ns) if msg.retain => {
+                // A will published with retain: stored, and delivered live without the flag.
+                if ns.retain(&msg, false, self.now_ms()).is_err() {
+                    tracing::info!(namespace = %ns.name, topic = %msg.topic, "retained will not stored: quota");
+                }
+                self.eg_publish(&ns, Some(g), Arc::new(msg.with_retain(false, None)));
+            }
             Some(ns) => self.eg_publish(&ns, Some(g), msg),
             None => self.publish(g, msg),
         }

@@ -480,14 +480,10 @@ impl Worker {
             return;
         }
         let w = spec.will;
-        let msg = Arc::new(Message::new(
-            g.name.clone(),
-            w.payload,
-            w.props,
-            w.qos,
-            serial,
-            now,
-        ));
+        let mut msg = Message::new(g.name.clone(), w.payload, w.props, w.qos, serial, now);
+        // Only an Event Grid namespace keeps retained messages (`publish_in` stores it).
+        msg.retain = w.retain && self.eg(hub).is_some();
+        let msg = Arc::new(msg);
         if spec.delay_secs == 0 {
             self.publish_in(hub, &g, msg);
         } else {

@@ -378,7 +378,7 @@ fn entra_connect_is_accepted_with_the_modes_connack_properties() {
     let expect = [
         (AUTH_METHOD, PropValue::Str("OAUTH2-JWT".into())),
         (0x24, PropValue::Byte(1)),
-        (wire::prop::RETAIN_AVAILABLE, PropValue::Byte(0)),
+        (wire::prop::RETAIN_AVAILABLE, PropValue::Byte(1)),
         (wire::prop::MAX_PACKET_SIZE, PropValue::U32(524_288)),
         (wire::prop::TOPIC_ALIAS_MAX, PropValue::U16(10)),
         (wire::prop::WILDCARD_AVAILABLE, PropValue::Byte(1)),
@@ -799,10 +799,6 @@ fn mode_limits_and_refusals() {
     raw.send(&wire::publish(V5, "fleet/x", b"p", 2, false, 1, &[]));
     raw.expect_disconnect(0x9B);
 
-    let mut raw = c("lim-retain");
-    raw.send(&wire::publish(V5, "fleet/x", b"p", 1, true, 1, &[]));
-    raw.expect_disconnect(0x9A);
-
     let mut raw = c("lim-alias-range");
     let alias11 = wire::prop_u16(wire::prop::TOPIC_ALIAS, 11);
     raw.send(&wire::publish(V5, "fleet/x", b"p", 0, false, 0, &alias11));
@@ -1152,4 +1148,78 @@ fn registered_clients_authenticate_with_a_certificate_and_their_username() {
             "v{protocol} without certificate: {r}"
         );
     }
+}
+
+/// The next PUBLISH as (topic, payload, retain flag), acknowledged when QoS 1.
+fn next_with_flag(raw: &mut Raw) -> (String, String, bool) {
+    let p = raw.read_packet_skip_ping();
+    let m = wire::publish_of(V5, &p);
+    if m.qos == 1 {
+        raw.send(&wire::puback(m.pkid));
+    }
+    (
+        m.topic,
+        String::from_utf8_lossy(&m.payload).into_owned(),
+        m.retain,
+    )
+}
+
+#[test]
+fn retained_messages_reach_new_subscribers_with_the_retain_flag() {
+    let b = broker();
+    let token = entra(ALL_OID, 3600);
+    let mut publisher = connect(&b, "ret-pub", "OAUTH2-JWT", &token);
+    let retained = |raw: &mut Raw, topic: &str, payload: &[u8], pkid: u16| -> u8 {
+        raw.send(&wire::publish(V5, topic, payload, 1, true, pkid, &[]));
+        wire::ack(&raw.read_packet_skip_ping()).2
+    };
+    assert_eq!(retained(&mut publisher, "fleet/r/1", b"a", 1), 0);
+    assert_eq!(retained(&mut publisher, "fleet/r/2", b"b", 2), 0);
+    // Over 64 KB: refused with 0x97 and not stored.
+    assert_eq!(
+        retained(&mut publisher, "fleet/r/3", &vec![b'x'; 65 * 1024], 3),
+        0x97
+    );
+
+    let mut early = connect(&b, "ret-early", "OAUTH2-JWT", &token);
+    assert_eq!(subscribe(&mut early, 1, &[("fleet/r/+", 1)]), vec![1]);
+    let mut got = vec![next_with_flag(&mut early), next_with_flag(&mut early)];
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("fleet/r/1".into(), "a".into(), true),
+            ("fleet/r/2".into(), "b".into(), true)
+        ]
+    );
+    // A live retained PUBLISH reaches current subscribers without the flag, and replaces.
+    assert_eq!(retained(&mut publisher, "fleet/r/1", b"c", 4), 0);
+    assert_eq!(
+        next_with_flag(&mut early),
+        ("fleet/r/1".into(), "c".into(), false)
+    );
+    // An empty payload deletes (and is still delivered live).
+    assert_eq!(retained(&mut publisher, "fleet/r/2", b"", 5), 0);
+    assert_eq!(
+        next_with_flag(&mut early),
+        ("fleet/r/2".into(), String::new(), false)
+    );
+
+    let mut late = connect(&b, "ret-late", "OAUTH2-JWT", &token);
+    // Retain Handling 2 (bits 4-5): no retained messages; then 0: the one left.
+    assert_eq!(
+        subscribe(&mut late, 1, &[("fleet/r/#", 1 | (2 << 4))]),
+        vec![1]
+    );
+    assert_eq!(subscribe(&mut late, 2, &[("fleet/+/1", 1)]), vec![1]);
+    assert_eq!(
+        next_with_flag(&mut late),
+        ("fleet/r/1".into(), "c".into(), true)
+    );
+    // Nothing else was queued: the next message is a live one.
+    assert_eq!(publish1(&mut publisher, "fleet/r/9", "live", 6), 0);
+    assert_eq!(
+        next_with_flag(&mut late),
+        ("fleet/r/9".into(), "live".into(), false)
+    );
 }

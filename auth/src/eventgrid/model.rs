@@ -69,9 +69,9 @@ pub struct Namespace {
     /// `maximumSessionExpiryInHours` (1–8).
     #[serde(default = "default_session_expiry_hours")]
     pub max_session_expiry_hours: u32,
-    /// Retained messages on or off (§7) [hubmq]. Off by default: the broker does not store
-    /// retained messages yet, so it advertises Retain Available = 0 and refuses retain = 1.
-    #[serde(default)]
+    /// Retained messages on or off (§7; on by default) [hubmq]. Off: Retain Available = 0 and a
+    /// retained PUBLISH is refused (v5 DISCONNECT 0x9A).
+    #[serde(default = "default_true")]
     pub retain: bool,
     /// Throughput units scaling the quotas of §7 [hubmq].
     #[serde(default = "default_throughput_units")]
@@ -83,6 +83,9 @@ fn default_sessions_per_name() -> u32 {
 }
 fn default_session_expiry_hours() -> u32 {
     DEFAULT_MAX_SESSION_EXPIRY_HOURS
+}
+fn default_true() -> bool {
+    true
 }
 fn default_throughput_units() -> u32 {
     1

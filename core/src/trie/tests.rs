@@ -352,3 +352,32 @@ fn a_node_stays_small() {
     // only if someone inlines the map again or adds a field.
     assert!(std::mem::size_of::<Node<u32>>() <= 80);
 }
+
+#[test]
+fn filter_matches_agrees_with_the_trie() {
+    let cases = [
+        ("a/b", "a/b", true),
+        ("a/+", "a/b", true),
+        ("a/+", "a/b/c", false),
+        ("a/#", "a", true),
+        ("a/#", "a/b/c", true),
+        ("#", "$sys/x", false),
+        ("+/x", "$sys/x", false),
+        ("$sys/#", "$sys/x", true),
+        ("a//b", "a//b", true),
+        ("+/+", "/a", true),
+        ("a/b", "a", false),
+    ];
+    for (filter, topic, want) in cases {
+        assert_eq!(
+            super::filter_matches(filter, topic),
+            want,
+            "{filter} vs {topic}"
+        );
+        let mut trie = TopicTrie::new();
+        trie.insert(filter, 1u32);
+        let mut hit = false;
+        trie.for_each_match(topic, |_| hit = true);
+        assert_eq!(hit, want, "trie: {filter} vs {topic}");
+    }
+}

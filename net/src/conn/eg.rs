@@ -499,19 +499,32 @@ impl Reader {
         w.counters.borrow_mut().messages_received += 1;
         let g = w.find_group(ns.hub, &p.topic);
         let serial = w.with_slot(idx, |s| s.session.serial).unwrap_or(0);
-        let qos = p.qos;
+        let (qos, retain, pkid) = (p.qos, p.retain, p.pkid);
+        let now = w.now_ms();
         let msg = Arc::new(Message::new(
             p.topic.into(),
             p.payload,
             p.props,
             qos,
             serial,
-            w.now_ms(),
+            now,
         ));
+        if retain {
+            let v311 = self.version == Some(ProtocolVersion::V4);
+            if let Err(rc) = ns.retain(&msg, v311, now) {
+                let refused = Publish {
+                    qos,
+                    pkid,
+                    topic: msg.topic.to_string(),
+                    ..Publish::default()
+                };
+                return self.eg_refuse_publish(&refused, rc, "retained message over quota", false);
+            }
+        }
         w.eg_publish(&ns, g.as_deref(), msg);
         if qos == QoS::AtLeastOnce {
             // Event Grid does not promise 0x10 (no matching subscribers): always 0x00 (§8).
-            self.send(Packet::PubAck(PubAck::new(p.pkid, 0)));
+            self.send(Packet::PubAck(PubAck::new(pkid, 0)));
         }
         Ok(())
     }
@@ -532,6 +545,12 @@ impl Reader {
         let w = self.w.clone();
         let mut held = w.with_slot(idx, |s| s.session.subs.len()).unwrap_or(0);
         let mut reasons = Vec::with_capacity(s.filters.len());
+        // Retained messages go out after the SUBACK: (message, granted QoS).
+        let mut retained = Vec::new();
+        let (ns, now) = match self.eg_active() {
+            Some((_, eg)) => (eg.ns.clone(), w.now_ms()),
+            None => return Ok(()),
+        };
         for (i, f) in s.filters.iter().enumerate() {
             let rc: Result<QoS, ReasonCode> = if !s.user_properties.is_empty() {
                 Err(ReasonCode::ImplementationSpecificError)
@@ -562,8 +581,17 @@ impl Reader {
                         qos,
                         no_local: f.no_local,
                     };
-                    if w.subscribe(idx, &g, opts) {
+                    let new = w.subscribe(idx, &g, opts);
+                    if new {
                         held += 1;
+                    }
+                    // Retain Handling: 0 = always send, 1 = only for a new subscription, 2 = never.
+                    if ns.retain && (f.retain_handling == 0 || (f.retain_handling == 1 && new)) {
+                        retained.extend(
+                            ns.retained_matching(&f.path, now)
+                                .into_iter()
+                                .map(|m| (m, qos)),
+                        );
                     }
                     Ok(qos)
                 }
@@ -579,6 +607,18 @@ impl Reader {
             reasons,
             ..SubAck::default()
         }));
+        if !retained.is_empty() {
+            let limits = ns.online_limits.clone();
+            let _ = w.session_io(idx, |s, now, out| {
+                for (m, granted) in retained {
+                    let qos = m.qos.min(granted);
+                    // A full queue drops the rest of the retained backlog, not the connection.
+                    if s.offer(m, qos, true, now, &limits, out).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
         Ok(())
     }
 

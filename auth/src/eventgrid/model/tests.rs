@@ -62,8 +62,7 @@ fn reads_the_documented_example_with_defaults() {
     assert_eq!(ns.permission_bindings[0].permission, Permission::Publisher);
     assert_eq!(ns.max_client_sessions_per_authentication_name, 1);
     assert_eq!(ns.max_session_expiry_hours, 1);
-    // Retained messages are off until the broker stores them.
-    assert!(!ns.retain);
+    assert!(ns.retain);
     assert_eq!(ns.throughput_units, 1);
 }
 
