@@ -23,6 +23,7 @@ pub mod policy;
 pub mod query;
 pub mod token;
 pub mod topics;
+pub mod webhook;
 
 pub use cert::{
     authenticate_certificate, authenticate_certificate_with, parse_certificate, CertError,
@@ -41,6 +42,7 @@ pub use token::{
     verify_custom_jwt, verify_entra, CustomJwtVerifier, EgTokenError, EntraVerifier, VerifiedToken,
 };
 pub use topics::{validate_filter, validate_topic_name, Filter, Template, TopicError};
+pub use webhook::{WebhookDecision, WebhookError, WebhookRequest};
 
 /// Case-insensitive equality for authentication names, which Event Grid compares ignoring case
 /// [doc]. ASCII names (the usual case) take the fast path; others fold with Unicode lowercase.
