@@ -1,14 +1,17 @@
 //! The keys a token may be signed with: HS256 access keys (primary and secondary, for rotation)
 //! and, as an extension for users with their own identity provider, RS256 / ES256 public keys
-//! loaded from PEM. Each key remembers which algorithm it serves, so a token is only ever checked
-//! against keys of its own kind (no HS256-with-a-public-key confusion).
+//! loaded from PEM (bare public keys, or X.509 certificates such as Event Grid's custom-JWT
+//! `issuerCertificates`) or from a JWKS document. Each key remembers which algorithm it serves,
+//! so a token is only ever checked against keys of its own kind (no HS256-with-a-public-key
+//! confusion).
 
 use base64::Engine as _;
 use ring::{hmac, signature};
 
 use crate::der::{self, DerError};
+use crate::eventgrid::cert;
 
-/// Why a PEM public key could not be loaded.
+/// Why a PEM public key or certificate, or a JWKS document, could not be loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
     #[error("no PEM block found")]
@@ -17,10 +20,13 @@ pub enum KeyError {
     UnterminatedPem,
     #[error("PEM body is not valid base64")]
     Base64,
-    #[error("PEM block is not a public key (expected PUBLIC KEY or RSA PUBLIC KEY)")]
+    #[error("PEM block is not a public key (expected PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE)")]
     UnsupportedPemLabel,
     #[error("public key DER is malformed")]
     MalformedDer,
+    /// A CERTIFICATE block is not a well-formed DER X.509 certificate.
+    #[error("certificate DER is malformed")]
+    MalformedCertificate,
     #[error("public key algorithm is not supported (RSA or EC P-256 only)")]
     UnsupportedAlgorithm,
     #[error("EC public key is not on curve P-256")]
@@ -97,14 +103,22 @@ impl KeyRing {
     }
 
     /// Adds every public key in `pem`: `-----BEGIN PUBLIC KEY-----` (SubjectPublicKeyInfo with an
-    /// RSA or EC P-256 key) or `-----BEGIN RSA PUBLIC KEY-----` (PKCS#1). Nothing is added unless
-    /// every block parses.
+    /// RSA or EC P-256 key), `-----BEGIN RSA PUBLIC KEY-----` (PKCS#1) or `-----BEGIN
+    /// CERTIFICATE-----` (X.509; its SubjectPublicKeyInfo is the key, under the same RSA / P-256
+    /// rule). A certificate only carries the key here: its signature, issuer, validity period and
+    /// key usage are not checked, because configuring it is what makes it trusted (as Event
+    /// Grid's `issuerCertificates` work). Blocks of different labels may be mixed in one text.
+    /// Nothing is added unless every block parses.
     pub fn add_public_pem(&mut self, pem: &str) -> Result<(), KeyError> {
         let blocks = pem_blocks(pem)?;
         let mut parsed = Vec::with_capacity(blocks.len());
         for (label, der) in blocks {
             let key = match label {
                 "PUBLIC KEY" => parse_spki(&der)?,
+                "CERTIFICATE" => parse_spki_fields(
+                    cert::subject_public_key_info(&der)
+                        .map_err(|_| KeyError::MalformedCertificate)?,
+                )?,
                 "RSA PUBLIC KEY" => {
                     check_rsa_public_key(&der)?;
                     PublicKey::Rsa(der)
@@ -206,7 +220,12 @@ const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 /// Takes a SubjectPublicKeyInfo apart:
 /// `SEQUENCE { SEQUENCE { algorithm OID, parameters ANY OPTIONAL }, subjectPublicKey BIT STRING }`.
 pub(crate) fn parse_spki(der_bytes: &[u8]) -> Result<PublicKey, KeyError> {
-    let spki = der::read_only(der_bytes, der::TAG_SEQUENCE)?;
+    parse_spki_fields(der::read_only(der_bytes, der::TAG_SEQUENCE)?)
+}
+
+/// `parse_spki` on the contents of the outer SEQUENCE, which is what the certificate reader
+/// hands over (`cert::subject_public_key_info`).
+fn parse_spki_fields(spki: &[u8]) -> Result<PublicKey, KeyError> {
     let mut fields = der::Reader::new(spki);
     let algorithm = fields.read(der::TAG_SEQUENCE)?;
     let bits = fields.read(der::TAG_BIT_STRING)?;
@@ -542,15 +561,19 @@ mod tests {
     }
 
     #[test]
-    fn rejects_private_keys_certificates_and_garbage() {
+    fn rejects_private_keys_empty_certificates_and_garbage() {
         let mut ring = KeyRing::new();
         assert_eq!(
             ring.add_public_pem(&pem("PRIVATE KEY", &[0x30, 0x00])),
             Err(KeyError::UnsupportedPemLabel)
         );
         assert_eq!(
-            ring.add_public_pem(&pem("CERTIFICATE", &[0x30, 0x00])),
+            ring.add_public_pem(&pem("ENCRYPTED PRIVATE KEY", &[0x30, 0x00])),
             Err(KeyError::UnsupportedPemLabel)
+        );
+        assert_eq!(
+            ring.add_public_pem(&pem("CERTIFICATE", &[0x30, 0x00])),
+            Err(KeyError::MalformedCertificate)
         );
         assert_eq!(ring.add_public_pem("not a key"), Err(KeyError::NotPem));
         assert_eq!(
@@ -576,6 +599,199 @@ mod tests {
             pem("PUBLIC KEY", &ec_spki(OID_P256, &point)) + &pem("PUBLIC KEY", &[0x30, 0x00]);
         let mut ring = KeyRing::new();
         assert_eq!(ring.add_public_pem(&text), Err(KeyError::MalformedDer));
+        assert!(ring.is_empty());
+    }
+
+    // ---- X.509 certificates (add_public_pem with CERTIFICATE blocks) ----
+
+    const CERT_NOW: u64 = 1_700_000_000;
+
+    /// A compact JWS over `{"sub":"issuer-test","aud":"hubmq",...}` with `alg`, signed by `key`
+    /// through openssl (ES256 signatures converted to the raw `r || s` JWS wants).
+    fn token_signed_by(key: &crate::testkeys::TestKey, alg: &str) -> String {
+        let header = b64url(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#).as_bytes());
+        let claims =
+            serde_json::json!({"sub": "issuer-test", "aud": "hubmq", "exp": CERT_NOW + 60});
+        let input = format!("{header}.{}", b64url(claims.to_string().as_bytes()));
+        let mut sig = key.sign_sha256(input.as_bytes()).unwrap();
+        if alg == "ES256" {
+            sig = crate::testkeys::ecdsa_der_to_raw(&sig).unwrap();
+        }
+        format!("{input}.{}", b64url(&sig))
+    }
+
+    fn verify_at_cert_now(token: &str, ring: &KeyRing) -> Result<(), crate::TokenError> {
+        let any_audience = |_: &str| true;
+        let opts = crate::VerifyOptions {
+            now: CERT_NOW,
+            skew_secs: 0,
+            audience: &any_audience,
+            require_exp: true,
+        };
+        crate::verify(token, ring, &opts).map(|_| ())
+    }
+
+    /// The single DER body of a one-block PEM text.
+    fn der_of(pem_text: &str) -> Vec<u8> {
+        let mut blocks = pem_blocks(pem_text).unwrap();
+        assert_eq!(blocks.len(), 1);
+        blocks.remove(0).1
+    }
+
+    #[test]
+    fn rs256_token_verifies_against_its_rsa_certificate() {
+        use crate::testkeys::{self, require_openssl, self_signed_cert_pem_for};
+        if !require_openssl("rs256_token_verifies_against_its_rsa_certificate") {
+            return;
+        }
+        let (rsa, other) = (
+            testkeys::rsa_2048().unwrap(),
+            testkeys::rsa_2048_other().unwrap(),
+        );
+        let cert_pem = self_signed_cert_pem_for(rsa, "/CN=issuer.example").unwrap();
+        assert!(cert_pem.contains("-----BEGIN CERTIFICATE-----"));
+        let mut ring = KeyRing::new();
+        ring.add_public_pem(&cert_pem).unwrap();
+        assert_eq!((ring.rsa_keys().count(), ring.ec_keys().count()), (1, 0));
+
+        assert_eq!(
+            verify_at_cert_now(&token_signed_by(rsa, "RS256"), &ring),
+            Ok(())
+        );
+        assert_eq!(
+            verify_at_cert_now(&token_signed_by(other, "RS256"), &ring),
+            Err(crate::TokenError::BadSignature)
+        );
+        // The certificate yields exactly the key its PUBLIC KEY form does.
+        let mut from_key = KeyRing::new();
+        from_key.add_public_pem(&rsa.public_pem).unwrap();
+        assert_eq!(
+            ring.rsa_keys().collect::<Vec<_>>(),
+            from_key.rsa_keys().collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn es256_token_verifies_against_its_p256_certificate() {
+        use crate::testkeys::{self, require_openssl, self_signed_cert_pem_for};
+        if !require_openssl("es256_token_verifies_against_its_p256_certificate") {
+            return;
+        }
+        let ec = testkeys::ec_p256().unwrap();
+        let cert_pem = self_signed_cert_pem_for(ec, "/O=Contoso/CN=issuer.example").unwrap();
+        let mut ring = KeyRing::new();
+        ring.add_public_pem(&cert_pem).unwrap();
+        assert_eq!((ring.rsa_keys().count(), ring.ec_keys().count()), (0, 1));
+        assert_eq!(
+            verify_at_cert_now(&token_signed_by(ec, "ES256"), &ring),
+            Ok(())
+        );
+        // An EC key serves ES256 only: with no RSA key configured, RS256 is not accepted at all.
+        assert_eq!(
+            verify_at_cert_now(&token_signed_by(ec, "RS256"), &ring),
+            Err(crate::TokenError::UnsupportedAlgorithm)
+        );
+    }
+
+    #[test]
+    fn loads_ca_signed_certificates_with_extensions() {
+        use crate::testkeys::{ca_signed_cert, require_openssl};
+        if !require_openssl("loads_ca_signed_certificates_with_extensions") {
+            return;
+        }
+        let der_bytes =
+            ca_signed_cert("/CN=issuer", Some("DNS:issuer.example,IP:10.0.0.1")).unwrap();
+        let mut ring = KeyRing::new();
+        ring.add_public_pem(&pem("CERTIFICATE", &der_bytes))
+            .unwrap();
+        assert_eq!(ring.ec_keys().count(), 1);
+    }
+
+    #[test]
+    fn one_pem_mixing_a_certificate_and_a_public_key_loads_both() {
+        use crate::testkeys::{self, require_openssl, self_signed_cert_pem_for};
+        if !require_openssl("one_pem_mixing_a_certificate_and_a_public_key_loads_both") {
+            return;
+        }
+        let (rsa, ec) = (testkeys::rsa_2048().unwrap(), testkeys::ec_p256().unwrap());
+        let text = format!(
+            "# issuer certificate, then the rotation key\n{}{}",
+            self_signed_cert_pem_for(rsa, "/CN=issuer").unwrap(),
+            ec.public_pem
+        );
+        let mut ring = KeyRing::new();
+        ring.add_public_pem(&text).unwrap();
+        assert_eq!((ring.rsa_keys().count(), ring.ec_keys().count()), (1, 1));
+        assert_eq!(
+            verify_at_cert_now(&token_signed_by(rsa, "RS256"), &ring),
+            Ok(())
+        );
+        assert_eq!(
+            verify_at_cert_now(&token_signed_by(ec, "ES256"), &ring),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn refuses_truncated_or_garbage_certificates_and_adds_nothing() {
+        use crate::testkeys::{self, require_openssl, self_signed_cert_pem_for};
+        if !require_openssl("refuses_truncated_or_garbage_certificates_and_adds_nothing") {
+            return;
+        }
+        let rsa = testkeys::rsa_2048().unwrap();
+        let good = der_of(&self_signed_cert_pem_for(rsa, "/CN=issuer").unwrap());
+        let truncated = &good[..good.len() - 10];
+        let trailing = [good.as_slice(), &[0x00]].concat();
+        // A bare SubjectPublicKeyInfo mislabelled as a certificate.
+        let spki = der_of(&rsa.public_pem);
+        let mut lying_length = good.clone();
+        lying_length[3] ^= 0x01;
+        let bad_bodies: [&[u8]; 6] = [
+            truncated,
+            &trailing,
+            &spki,
+            &lying_length,
+            b"garbage, not DER",
+            &[],
+        ];
+        let mut ring = KeyRing::new();
+        for body in bad_bodies {
+            // Behind a good public key, so a partial load would show.
+            let text = rsa.public_pem.clone() + &pem("CERTIFICATE", body);
+            assert_eq!(
+                ring.add_public_pem(&text),
+                Err(KeyError::MalformedCertificate),
+                "{body:02x?}"
+            );
+        }
+        assert!(ring.is_empty(), "a refused certificate adds nothing");
+    }
+
+    #[test]
+    fn refuses_certificates_whose_key_is_not_rsa_or_p256() {
+        use crate::testkeys::{self, require_openssl, self_signed_cert_pem_for};
+        if !require_openssl("refuses_certificates_whose_key_is_not_rsa_or_p256") {
+            return;
+        }
+        let cases = [
+            (
+                &["-algorithm", "ED25519"][..],
+                KeyError::UnsupportedAlgorithm,
+            ),
+            (
+                &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"][..],
+                KeyError::UnsupportedCurve,
+            ),
+        ];
+        let mut ring = KeyRing::new();
+        for (opts, want) in cases {
+            let key = testkeys::other_key(opts).unwrap();
+            let cert_pem = self_signed_cert_pem_for(&key, "/CN=issuer").unwrap();
+            assert_eq!(ring.add_public_pem(&cert_pem), Err(want), "{opts:?}");
+        }
+        let small = testkeys::rsa_1024().unwrap();
+        let cert_pem = self_signed_cert_pem_for(&small, "/CN=issuer").unwrap();
+        assert_eq!(ring.add_public_pem(&cert_pem), Err(KeyError::RsaKeySize));
         assert!(ring.is_empty());
     }
 

@@ -232,6 +232,22 @@ pub(crate) fn self_signed_cert(subject: &str) -> Option<Vec<u8>> {
     run_req(&args, &key_path).map(|(der, _)| der)
 }
 
+/// A self-signed PEM certificate (`-----BEGIN CERTIFICATE-----`) for `subject` over the public
+/// half of `key`, whatever its kind (RSA, P-256, Ed25519, ...), valid for two days: how an
+/// identity provider's issuer certificate looks, so a token `key` signs must verify against it.
+pub(crate) fn self_signed_cert_pem_for(key: &TestKey, subject: &str) -> Option<String> {
+    let key_path = temp_path("cert-key.pem");
+    std::fs::write(&key_path, &key.private_pem).ok()?;
+    let pem = key_path.to_str().and_then(|p| {
+        openssl(
+            &["req", "-x509", "-key", p, "-subj", subject, "-days", "2"],
+            b"",
+        )
+    });
+    let _ = std::fs::remove_file(&key_path);
+    String::from_utf8(pem?).ok()
+}
+
 /// openssl's own SHA-256 fingerprint of a DER certificate, `AB:CD:...` (uppercase, colons), as
 /// an independent reference for the thumbprint.
 pub(crate) fn openssl_sha256_fingerprint(der: &[u8]) -> Option<String> {

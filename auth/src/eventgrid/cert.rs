@@ -4,7 +4,8 @@
 //! itself: does the certificate the TLS layer accepted prove the authentication name sent in the
 //! CONNECT Username, under the registered client's `validation_scheme`. Chain building and
 //! signature checks are the TLS layer's job; nothing here verifies a signature, which is why the
-//! caller says (`ChainTrust`) whether a CA vouched for the chain.
+//! caller says (`ChainTrust`) whether a CA vouched for the chain. The same reader also hands
+//! the crate's key loader the public key of a configured issuer certificate (§4).
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -84,7 +85,20 @@ pub enum ChainTrust {
 /// well-formed certificate (bad DER, trailing bytes, a malformed name or extension) gives
 /// `CertError::Malformed`; no input panics.
 pub fn parse_certificate(der: &[u8]) -> Result<CertInfo, CertError> {
-    parse(der).map_err(|DerError| CertError::Malformed)
+    parse(der)
+        .map(|(info, _)| info)
+        .map_err(|DerError| CertError::Malformed)
+}
+
+/// The contents of a DER certificate's `subjectPublicKeyInfo` SEQUENCE (its tag and length
+/// stripped), for loading a certificate as a JWT signing key (`KeyRing::add_public_pem`). The
+/// whole certificate must be as well-formed as `parse_certificate` wants, so a key is never
+/// taken from something that only looks like a certificate up to its key. Nothing is verified:
+/// no signature, no validity period (the operator configured this certificate as trusted).
+pub(crate) fn subject_public_key_info(der: &[u8]) -> Result<&[u8], CertError> {
+    parse(der)
+        .map(|(_, spki)| spki)
+        .map_err(|DerError| CertError::Malformed)
 }
 
 /// CONNECT with a client certificate whose chain the TLS layer verified against the listener's
@@ -225,8 +239,8 @@ struct AltNames {
 }
 
 /// `Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }`
-/// (RFC 5280 §4.1).
-fn parse(input: &[u8]) -> Result<CertInfo, DerError> {
+/// (RFC 5280 §4.1). Returns the facts and the contents of the subjectPublicKeyInfo SEQUENCE.
+fn parse(input: &[u8]) -> Result<(CertInfo, &[u8]), DerError> {
     let mut outer = Reader::new(der::read_only(input, der::TAG_SEQUENCE)?);
     let tbs = outer.read(der::TAG_SEQUENCE)?;
     outer.read(der::TAG_SEQUENCE)?;
@@ -248,7 +262,7 @@ fn parse(input: &[u8]) -> Result<CertInfo, DerError> {
     fields.read(der::TAG_SEQUENCE)?; // issuer
     let (not_before, not_after) = parse_validity(fields.read(der::TAG_SEQUENCE)?)?;
     let subject = fields.read(der::TAG_SEQUENCE)?;
-    fields.read(der::TAG_SEQUENCE)?; // subjectPublicKeyInfo
+    let spki = fields.read(der::TAG_SEQUENCE)?;
     for optional in [TAG_ISSUER_UID, TAG_SUBJECT_UID] {
         if fields.peek_tag() == Some(optional) {
             fields.read(optional)?;
@@ -264,7 +278,7 @@ fn parse(input: &[u8]) -> Result<CertInfo, DerError> {
     }
     fields.finish()?;
     let (subject, subject_cn) = parse_name(subject)?;
-    Ok(CertInfo {
+    let info = CertInfo {
         subject_cn,
         subject,
         dns: alt.dns,
@@ -274,7 +288,8 @@ fn parse(input: &[u8]) -> Result<CertInfo, DerError> {
         sha256_hex: hex(digest::digest(&digest::SHA256, input).as_ref()),
         not_before,
         not_after,
-    })
+    };
+    Ok((info, spki))
 }
 
 /// `Name ::= SEQUENCE OF RelativeDistinguishedName`, each a non-empty `SET OF
