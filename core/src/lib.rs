@@ -14,4 +14,5 @@ pub mod odata;
 pub mod perm;
 pub mod session;
 pub mod topic;
+pub mod rate;
 pub mod trie;

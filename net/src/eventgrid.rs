@@ -15,12 +15,14 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use hubmq_auth::eventgrid::model::Quotas;
 use hubmq_auth::eventgrid::{CompiledNamespace, CustomJwtVerifier, EntraVerifier, Namespace};
 use hubmq_auth::KeyRing;
 use hubmq_core::ids::{GroupId, HubId, SessionIdx, WorkerId};
 use hubmq_core::limits::Limits;
 use hubmq_core::message::Message;
 use hubmq_core::mqtt::{QoS, ReasonCode};
+use hubmq_core::rate::TokenBucket;
 use hubmq_metrics::DropReason;
 
 use crate::registry::GroupShared;
@@ -93,6 +95,29 @@ pub struct EgNamespace {
     retained: Mutex<RetainStore>,
     retained_max_messages: usize,
     retained_max_bytes: usize,
+    /// Rate quotas (§7), namespace-wide ones already multiplied by the throughput units.
+    pub quotas: Quotas,
+    pub webhook: Option<hubmq_auth::eventgrid::model::WebhookCfg>,
+}
+
+/// One worker's share of the namespace-wide rate quotas. Each worker enforces
+/// `limit / workers` on its own connections, so the namespace limit holds without any state
+/// shared between cores (a busy worker cannot borrow an idle one's share).
+pub struct WorkerRates {
+    pub connects: TokenBucket,
+    pub publishes: TokenBucket,
+    pub publish_bytes: TokenBucket,
+    pub subscribes: TokenBucket,
+}
+
+/// A session's own rate quotas, kept by its connection.
+pub struct SessionRates {
+    pub publishes: TokenBucket,
+    pub publish_bytes: TokenBucket,
+    pub subscribes: TokenBucket,
+    /// Refused publishes draw on this; once it is empty too, the client is sending at more
+    /// than twice its quota and is disconnected (0x96) [hubmq's reading of "sustained"].
+    pub overdraft: TokenBucket,
 }
 
 #[derive(Default)]
@@ -113,7 +138,8 @@ impl RetainStore {
 /// offline, until they expire: §2).
 #[derive(Default)]
 struct SessionTable {
-    owner: HashMap<Arc<str>, String>,
+    /// Session name → (authentication name key, last CONNECT on the broker clock, ms).
+    owner: HashMap<Arc<str>, (String, u64)>,
     per_name: HashMap<String, u32>,
 }
 
@@ -170,6 +196,18 @@ impl EgNamespace {
             retained: Mutex::new(RetainStore::default()),
             retained_max_messages: RETAINED_MESSAGES_PER_TU * s.model.throughput_units as usize,
             retained_max_bytes: RETAINED_BYTES_PER_TU * s.model.throughput_units as usize,
+            quotas: {
+                let q = &s.model.quotas;
+                let tu = s.model.throughput_units;
+                Quotas {
+                    connects_per_second: q.connects_per_second.saturating_mul(tu),
+                    publishes_per_second: q.publishes_per_second.saturating_mul(tu),
+                    publish_bytes_per_second: q.publish_bytes_per_second.saturating_mul(tu),
+                    subscribes_per_second: q.subscribes_per_second.saturating_mul(tu),
+                    ..q.clone()
+                }
+            },
+            webhook: s.model.webhook.clone(),
         })
     }
 
@@ -186,19 +224,33 @@ impl EgNamespace {
     /// Claims session name `session` for `auth_name` at CONNECT (§2): the same authentication
     /// name may take its own session over; another name is refused (0x87); a new session over
     /// the per-name quota is refused (0x97).
-    pub fn claim_session(&self, session: &Arc<str>, auth_name: &str) -> Result<(), ReasonCode> {
+    /// A session that exists already may be connected to at most
+    /// `session_connects_per_second` times a second (0x9F).
+    pub fn claim_session(
+        &self,
+        session: &Arc<str>,
+        auth_name: &str,
+        now_ms: u64,
+    ) -> Result<(), ReasonCode> {
         let key = name_key(auth_name);
+        let rate = u64::from(self.quotas.session_connects_per_second);
         let mut t = self.table();
-        match t.owner.get(session) {
-            Some(owner) if *owner == key => Ok(()),
-            Some(_) => Err(ReasonCode::NotAuthorized),
+        match t.owner.get_mut(session) {
+            Some((owner, _)) if *owner != key => Err(ReasonCode::NotAuthorized),
+            Some((_, last)) => {
+                if rate > 0 && now_ms.saturating_sub(*last) < 1000 / rate {
+                    return Err(ReasonCode::ConnectionRateExceeded);
+                }
+                *last = now_ms;
+                Ok(())
+            }
             None => {
                 let held = t.per_name.get(&key).copied().unwrap_or(0);
                 if held >= self.max_sessions_per_name {
                     return Err(ReasonCode::QuotaExceeded);
                 }
                 t.per_name.insert(key.clone(), held + 1);
-                t.owner.insert(session.clone(), key);
+                t.owner.insert(session.clone(), (key, now_ms));
                 Ok(())
             }
         }
@@ -207,7 +259,7 @@ impl EgNamespace {
     /// The session ended (expired, clean start, overflow): its name is free again.
     pub fn release_session(&self, session: &str) {
         let mut t = self.table();
-        if let Some(owner) = t.owner.remove(session) {
+        if let Some((owner, _)) = t.owner.remove(session) {
             if let Some(n) = t.per_name.get_mut(&owner) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
@@ -265,6 +317,29 @@ impl EgNamespace {
             .collect()
     }
 
+    /// Worker `workers`' share of the namespace-wide quotas (rounded up; 0 stays unlimited).
+    pub fn worker_rates(&self, workers: usize, now_ms: u64) -> WorkerRates {
+        let share = |q: u32| u64::from(q).div_ceil(workers.max(1) as u64);
+        let q = &self.quotas;
+        WorkerRates {
+            connects: TokenBucket::new(share(q.connects_per_second), now_ms),
+            publishes: TokenBucket::new(share(q.publishes_per_second), now_ms),
+            publish_bytes: TokenBucket::new(share(q.publish_bytes_per_second), now_ms),
+            subscribes: TokenBucket::new(share(q.subscribes_per_second), now_ms),
+        }
+    }
+
+    pub fn session_rates(&self, now_ms: u64) -> SessionRates {
+        let q = &self.quotas;
+        let publishes = u64::from(q.session_publishes_per_second);
+        SessionRates {
+            publishes: TokenBucket::new(publishes, now_ms),
+            publish_bytes: TokenBucket::new(u64::from(q.session_publish_bytes_per_second), now_ms),
+            subscribes: TokenBucket::new(u64::from(q.session_subscribes_per_second), now_ms),
+            overdraft: TokenBucket::new(publishes, now_ms),
+        }
+    }
+
     #[inline]
     pub fn wild_interest(&self) -> u64 {
         self.wild.load(Ordering::Acquire)
@@ -301,6 +376,18 @@ impl Worker {
             ns.wild.fetch_and(!(1u64 << self.id.0), Ordering::AcqRel);
             st.eg_tries.remove(&ns.hub);
         }
+    }
+
+    /// Runs `f` on this worker's share of `ns`'s namespace-wide quotas.
+    pub fn eg_rates<R>(&self, ns: &EgNamespace, f: impl FnOnce(&mut WorkerRates) -> R) -> R {
+        let now = self.now_ms();
+        let mut st = self.st.borrow_mut();
+        let workers = self.shared.settings.workers;
+        let rates = st
+            .eg_rates
+            .entry(ns.hub)
+            .or_insert_with(|| ns.worker_rates(workers, now));
+        f(rates)
     }
 
     /// Topic spaces whose variable-free templates match `topic`, memoized per worker (the

@@ -205,6 +205,8 @@ pub struct State {
     pub(crate) eg_tries: HashMap<HubId, hubmq_core::trie::TopicTrie<GroupId>>,
     /// Event Grid: topic → matching variable-free topic spaces, per namespace.
     pub(crate) eg_masks: HashMap<HubId, HashMap<Box<str>, u64>>,
+    /// Event Grid: this worker's share of each namespace's rate quotas.
+    pub(crate) eg_rates: HashMap<HubId, crate::eventgrid::WorkerRates>,
     /// Event Grid: scratch list of (session, granted QoS, no local) for one delivery.
     pub(crate) eg_targets: Vec<(SessionIdx, QoS, bool)>,
 }

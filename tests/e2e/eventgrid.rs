@@ -186,8 +186,17 @@ fn broker() -> Broker {
     broker_with("")
 }
 
+/// Quotas of the test namespace: the per-session CONNECT and SUBSCRIBE rates (1/s and 5/s by
+/// default) are lifted so tests may reconnect and subscribe at will; `rate_quotas_*` tests them.
+const RELAXED_QUOTAS: &str = "session_connects_per_second = 0\nsession_subscribes_per_second = 0\n";
+
 /// [`broker`] with more listeners (`extra`, TOML) for the namespace.
 fn broker_with(extra_listeners: &str) -> Broker {
+    broker_full(extra_listeners, RELAXED_QUOTAS)
+}
+
+/// [`broker_with`] with `quotas` as the body of the namespace's `quotas` table.
+fn broker_full(extra_listeners: &str, quotas: &str) -> Broker {
     let k = keys();
     let extra = format!(
         r#"
@@ -206,6 +215,9 @@ namespace = "{NS}"
 [eventgrid.namespaces.{NS}]
 hostnames = ["{HOST}"]
 max_client_sessions_per_authentication_name = {QUOTA}
+
+[eventgrid.namespaces.{NS}.quotas]
+{quotas}
 
 [eventgrid.namespaces.{NS}.entra]
 tenants = ["{TENANT}"]
@@ -1221,5 +1233,83 @@ fn retained_messages_reach_new_subscribers_with_the_retain_flag() {
     assert_eq!(
         next_with_flag(&mut late),
         ("fleet/r/9".into(), "live".into(), false)
+    );
+}
+
+#[test]
+fn rate_quotas_refuse_with_the_specs_codes() {
+    let b = broker_full(
+        "",
+        "session_connects_per_second = 1\nsession_publishes_per_second = 5\n\
+         session_subscribes_per_second = 2\npublishes_per_second = 0\nsubscribes_per_second = 0\n",
+    );
+    let token = entra(ALL_OID, 3600);
+    // A second CONNECT for the same session within a second: 0x9F; the first stays up.
+    let mut first = connect(&b, "rq-1", "OAUTH2-JWT", &token);
+    let (mut raw, ack) = try_connect(&b, &v5_connect("rq-1", "OAUTH2-JWT", &token));
+    assert_eq!(ack.code, 0x9F, "{ack:?}");
+    raw.expect_closed();
+    first.send(&wire::PINGREQ);
+    assert_eq!(first.read_packet(), wire::PINGRESP.to_vec());
+
+    // SUBSCRIBE at 2/s: the third of three back-to-back packets is over.
+    let mut bytes = Vec::new();
+    for pkid in 1..=3u16 {
+        bytes.extend(wire::subscribe(V5, pkid, &[("fleet/q", 1)]));
+    }
+    first.send(&bytes);
+    let got: Vec<Vec<u8>> = (0..3)
+        .map(|_| wire::suback_codes(V5, &first.read_packet_skip_ping()))
+        .collect();
+    assert_eq!(got, vec![vec![1], vec![1], vec![0x97]]);
+
+    // PUBLISH at 5/s: five pass, the next five get PUBACK 0x97, the eleventh (twice the quota)
+    // ends the connection with 0x96. Sent in one write so no refill happens in between.
+    let mut bytes = Vec::new();
+    for pkid in 1..=11u16 {
+        bytes.extend(wire::publish(V5, "fleet/q", b"m", 1, false, pkid, &[]));
+    }
+    first.send(&bytes);
+    let mut acks = Vec::new();
+    loop {
+        let p = first.read_packet_skip_ping();
+        match p[0] & 0xF0 {
+            0x40 => acks.push(wire::ack(&p).2),
+            // Our own subscription delivers the accepted messages.
+            0x30 => first.send(&wire::puback(wire::publish_of(V5, &p).pkid)),
+            0xE0 => {
+                assert_eq!(wire::disconnect_reason(&p), 0x96, "sustained overrun");
+                break;
+            }
+            _ => panic!("unexpected packet {}", crate::harness::hex(&p)),
+        }
+    }
+    assert_eq!(acks, [vec![0u8; 5], vec![0x97; 5]].concat());
+}
+
+#[test]
+fn namespace_connect_rate_is_shared_out_across_workers() {
+    // 2 CONNECTs/s for the namespace = 1 per worker per second (two workers).
+    let b = broker_full(
+        "",
+        "connects_per_second = 2\nsession_connects_per_second = 0\n",
+    );
+    let token = entra(ALL_OID, 3600);
+    let mut conns: Vec<Raw> = (0..6).map(|_| Raw::tcp(eg_addr(&b, "tcp"))).collect();
+    for (i, raw) in conns.iter_mut().enumerate() {
+        raw.send(&v5_connect(&format!("nc-{i}"), "OAUTH2-JWT", &token).encode());
+    }
+    let codes_seen: Vec<u8> = conns
+        .iter_mut()
+        .map(|raw| wire::connack(V5, &raw.read_packet()).code)
+        .collect();
+    let accepted = codes_seen.iter().filter(|c| **c == 0).count();
+    assert!(
+        (1..=2).contains(&accepted),
+        "at most one per worker: {codes_seen:x?}"
+    );
+    assert!(
+        codes_seen.iter().all(|c| *c == 0 || *c == 0x89),
+        "{codes_seen:x?}"
     );
 }

@@ -76,6 +76,66 @@ pub struct Namespace {
     /// Throughput units scaling the quotas of §7 [hubmq].
     #[serde(default = "default_throughput_units")]
     pub throughput_units: u32,
+    /// Rate quotas (§7); the defaults are the documented values for one throughput unit.
+    #[serde(default)]
+    pub quotas: Quotas,
+    /// Custom webhook authentication (§5): asked about every CONNECT that neither a JWT method
+    /// nor a registered client certificate settles.
+    #[serde(default)]
+    pub webhook: Option<WebhookCfg>,
+}
+
+/// `[eventgrid.namespaces.X.quotas]`: the rate quotas of §7, per second; 0 = no limit. The
+/// namespace-wide ones are per throughput unit (multiplied by `throughput_units`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Quotas {
+    /// CONNECT attempts per second in the namespace (per TU); over → CONNACK 0x89.
+    pub connects_per_second: u32,
+    /// CONNECT attempts per second per session name; over → CONNACK 0x9F.
+    pub session_connects_per_second: u32,
+    /// Inbound PUBLISHes (and bytes) per second in the namespace (per TU).
+    pub publishes_per_second: u32,
+    pub publish_bytes_per_second: u32,
+    /// Inbound PUBLISHes (and bytes) per second per session; over → PUBACK 0x97.
+    pub session_publishes_per_second: u32,
+    pub session_publish_bytes_per_second: u32,
+    /// SUBSCRIBE + UNSUBSCRIBE packets per second in the namespace (per TU) and per session.
+    pub subscribes_per_second: u32,
+    pub session_subscribes_per_second: u32,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            connects_per_second: 200,
+            session_connects_per_second: 1,
+            publishes_per_second: 1000,
+            publish_bytes_per_second: 1024 * 1024,
+            session_publishes_per_second: 1000,
+            session_publish_bytes_per_second: 1024 * 1024,
+            subscribes_per_second: 200,
+            session_subscribes_per_second: 5,
+        }
+    }
+}
+
+/// `[eventgrid.namespaces.X.webhook]`: where CONNECTs are sent for a decision (§5).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookCfg {
+    /// `http://` or `https://` URL the JSON request is POSTed to.
+    pub url: String,
+    /// Sent as `Authorization: Bearer …` (hubmq's stand-in for Azure's managed identity).
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// Past this the client gets Server unavailable (0x88 / 3).
+    #[serde(default = "default_webhook_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_webhook_timeout_ms() -> u64 {
+    5000
 }
 
 fn default_sessions_per_name() -> u32 {
@@ -382,6 +442,15 @@ impl Namespace {
     /// Checks the documented limits and the syntax of every query and template. The first
     /// problem found is returned, naming the item (`client_groups[2] "sensors".query: ...`).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(w) = &self.webhook {
+            let url = w.url.trim();
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 9 {
+                return err("webhook.url", format!("{url:?} is not an http:// or https:// URL"));
+            }
+            if !(1..=60_000).contains(&w.timeout_ms) {
+                return err("webhook.timeout_ms", "must be 1..=60000".to_owned());
+            }
+        }
         for (i, host) in self.hostnames.iter().enumerate() {
             if host.trim().is_empty() || host.contains(['/', ' ']) {
                 return err(

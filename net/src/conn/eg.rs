@@ -25,7 +25,7 @@ use hubmq_metrics::{ConnectOutcome, DropReason};
 use super::{assign_client_id, version_index, Active, End, Phase, Reader, Stop};
 use crate::auth::{now_secs, Identity};
 use crate::eventgrid::{
-    EgNamespace, KEEP_ALIVE_MAX_SECS, MAX_FILTERS_PER_SUBSCRIBE, MAX_PROPERTY_BYTES,
+    EgNamespace, SessionRates, KEEP_ALIVE_MAX_SECS, MAX_FILTERS_PER_SUBSCRIBE, MAX_PROPERTY_BYTES,
     MAX_SESSION_NAME_CHARS, MAX_SUBSCRIPTIONS_PER_SESSION, MAX_USER_PROPERTY_BYTES,
     TOPIC_ALIAS_MAX, WILL_DELAY_MAX_SECS,
 };
@@ -40,6 +40,8 @@ pub(super) struct EgConn {
     perms: ClientPermissions,
     /// Topic aliases the client set up (index = alias - 1); client → server only [doc].
     aliases: Vec<Option<Arc<str>>>,
+    /// The session's own rate quotas (§7).
+    rates: SessionRates,
 }
 
 /// A verified client: who, by which method, valid until when (unix seconds incl. skew).
@@ -210,6 +212,15 @@ impl Reader {
         self.h.version.set(version);
         let v5 = version == ProtocolVersion::V5;
         let w = self.w.clone();
+        // Checked before any signature: a CONNECT flood costs no RSA verification.
+        let now = w.now_ms();
+        if !w.eg_rates(&ns, |r| r.connects.try_take(1, now)) {
+            return self.refuse_connect(
+                version,
+                ReasonCode::ServerBusy,
+                "namespace connection rate exceeded",
+            );
+        }
         if !c.props.user_properties.is_empty() {
             return self.refuse_connect(
                 version,
@@ -299,11 +310,15 @@ impl Reader {
         };
 
         let client_id: Arc<str> = n.client_id.as_str().into();
-        if let Err(rc) = ns.claim_session(&client_id, &verified.identity.authentication_name) {
-            let text = if rc == ReasonCode::NotAuthorized {
-                "session name is held by another client"
-            } else {
-                "too many sessions for this authentication name"
+        if let Err(rc) = ns.claim_session(
+            &client_id,
+            &verified.identity.authentication_name,
+            w.now_ms(),
+        ) {
+            let text = match rc {
+                ReasonCode::NotAuthorized => "session name is held by another client",
+                ReasonCode::ConnectionRateExceeded => "connection rate of this session exceeded",
+                _ => "too many sessions for this authentication name",
             };
             return self.refuse_connect(version, rc, text);
         }
@@ -374,11 +389,12 @@ impl Reader {
             keep_alive: n.keep_alive,
             client_id,
             eg: Some(Box::new(EgConn {
-                ns,
                 method: verified.method,
                 identity: verified.identity,
                 perms,
                 aliases: vec![None; usize::from(TOPIC_ALIAS_MAX)],
+                rates: ns.session_rates(w.now_ms()),
+                ns,
             })),
         }));
         self.touch();
@@ -431,6 +447,27 @@ impl Reader {
             (true, _) if !fatal0 => Ok(()),
             _ => Err(Stop::err(rc, text)),
         }
+    }
+
+    /// Takes one PUBLISH of `bytes` from the session's and the namespace's quotas.
+    fn eg_publish_quota(&mut self, ns: &EgNamespace, bytes: u64) -> bool {
+        let now = self.w.now_ms();
+        let session = self.eg_active_mut().is_none_or(|eg| {
+            eg.rates.publishes.try_take(1, now) && eg.rates.publish_bytes.try_take(bytes, now)
+        });
+        session
+            && self.w.eg_rates(ns, |r| {
+                r.publishes.try_take(1, now) && r.publish_bytes.try_take(bytes, now)
+            })
+    }
+
+    /// Takes one SUBSCRIBE / UNSUBSCRIBE from the session's and the namespace's quotas.
+    fn eg_subscribe_quota(&mut self, ns: &EgNamespace) -> bool {
+        let now = self.w.now_ms();
+        let session = self
+            .eg_active_mut()
+            .is_none_or(|eg| eg.rates.subscribes.try_take(1, now));
+        session && self.w.eg_rates(ns, |r| r.subscribes.try_take(1, now))
     }
 
     fn on_publish_eg(&mut self, mut p: Publish) -> Result<(), Stop> {
@@ -489,6 +526,24 @@ impl Reader {
             return self.eg_refuse_publish(&p, ReasonCode::ImplementationSpecificError, text, true);
         }
         let w = self.w.clone();
+        if !self.eg_publish_quota(&ns, p.payload.len() as u64) {
+            let now = w.now_ms();
+            let sustained = self
+                .eg_active_mut()
+                .is_some_and(|eg| !eg.rates.overdraft.try_take(1, now));
+            if sustained {
+                return Err(Stop::err(
+                    ReasonCode::MessageRateTooHigh,
+                    "publish rate far over quota",
+                ));
+            }
+            return self.eg_refuse_publish(
+                &p,
+                ReasonCode::QuotaExceeded,
+                "publish rate quota exceeded",
+                false,
+            );
+        }
         let mask = w.eg_topic_mask(&ns, &p.topic);
         let allowed = self
             .eg_active()
@@ -551,10 +606,11 @@ impl Reader {
             Some((_, eg)) => (eg.ns.clone(), w.now_ms()),
             None => return Ok(()),
         };
+        let within_quota = self.eg_subscribe_quota(&ns);
         for (i, f) in s.filters.iter().enumerate() {
             let rc: Result<QoS, ReasonCode> = if !s.user_properties.is_empty() {
                 Err(ReasonCode::ImplementationSpecificError)
-            } else if i >= MAX_FILTERS_PER_SUBSCRIBE {
+            } else if !within_quota || i >= MAX_FILTERS_PER_SUBSCRIBE {
                 Err(ReasonCode::QuotaExceeded)
             } else if f.path.starts_with("$share/") {
                 Err(ReasonCode::SharedSubscriptionsNotSupported)
@@ -626,12 +682,17 @@ impl Reader {
         let Some((a, eg)) = self.eg_active() else {
             return Ok(());
         };
-        let (idx, hub) = (a.idx, eg.ns.hub);
+        let (idx, ns) = (a.idx, eg.ns.clone());
+        let hub = ns.hub;
         let w = self.w.clone();
+        let within_quota = self.eg_subscribe_quota(&ns);
         let reasons = u
             .filters
             .iter()
             .map(|f| {
+                if !within_quota {
+                    return ReasonCode::QuotaExceeded.as_u8();
+                }
                 let gone = w
                     .find_group(hub, f)
                     .is_some_and(|g| w.unsubscribe(idx, g.id));
