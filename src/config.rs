@@ -547,6 +547,22 @@ impl Config {
                 }
             }
         }
+        // Event Grid webhook bearer tokens sit in the raw `[eventgrid]` table.
+        if let Some(namespaces) = shown
+            .eventgrid
+            .as_mut()
+            .and_then(|eg| eg.get_mut("namespaces"))
+            .and_then(toml::Value::as_table_mut)
+        {
+            for (_, ns) in namespaces.iter_mut() {
+                if let Some(t) = ns
+                    .get_mut("webhook")
+                    .and_then(|w| w.get_mut("bearer_token"))
+                {
+                    *t = toml::Value::String("***".to_owned());
+                }
+            }
+        }
         // Show what the server will actually run with rather than "unset".
         shown.server.workers = Some(self.server.worker_count());
         let mut text = String::from("# hubmq effective configuration (secrets masked)\n");

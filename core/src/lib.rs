@@ -12,7 +12,7 @@ pub mod message;
 pub mod mqtt;
 pub mod odata;
 pub mod perm;
+pub mod rate;
 pub mod session;
 pub mod topic;
-pub mod rate;
 pub mod trie;

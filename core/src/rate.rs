@@ -44,7 +44,10 @@ impl TokenBucket {
         }
         self.last_ms = now_ms;
         // rate units/s = rate * SCALE / 1000 micros per ms.
-        let add = self.rate.saturating_mul(SCALE / 1000).saturating_mul(elapsed);
+        let add = self
+            .rate
+            .saturating_mul(SCALE / 1000)
+            .saturating_mul(elapsed);
         let cap = self.rate.saturating_mul(SCALE);
         self.micros = self.micros.saturating_add(add).min(cap);
     }
@@ -112,7 +115,10 @@ mod tests {
     #[test]
     fn an_oversized_request_passes_only_a_full_bucket() {
         let mut b = TokenBucket::new(100, 0);
-        assert!(b.try_take(500, 0), "full bucket: one oversized request passes");
+        assert!(
+            b.try_take(500, 0),
+            "full bucket: one oversized request passes"
+        );
         assert!(!b.try_take(500, 500), "half full: refused");
         assert!(b.try_take(500, 2000), "full again");
     }

@@ -132,6 +132,8 @@ label_enum! {
         Disconnected => "disconnected",
         /// A user event (`$webpubsub/server/events/...`).
         User => "user",
+        /// An Event Grid namespace's webhook authentication call.
+        EventGridWebhook => "eventgrid_webhook",
     }
 }
 

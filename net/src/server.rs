@@ -120,7 +120,8 @@ pub fn start(mut settings: Settings) -> io::Result<Server> {
             hubs: settings.hubs.clone(),
         },
     );
-    let upstream = crate::upstream::Upstream::start(&settings.upstream)?;
+    let webhooks = settings.eventgrid.iter().any(|n| n.model.webhook.is_some());
+    let upstream = crate::upstream::Upstream::start(&settings.upstream, webhooks)?;
     let registry = Registry::default();
     let mut eventgrid = HashMap::new();
     for ns in &settings.eventgrid {

@@ -701,3 +701,26 @@ fn rejects_bad_event_handler_urls_and_auth() {
         "bearer token must be masked"
     );
 }
+
+#[test]
+fn print_config_masks_the_event_grid_webhook_token() {
+    let text = r#"
+[eventgrid.namespaces.plant]
+hostnames = ["plant.example.net"]
+
+[eventgrid.namespaces.plant.webhook]
+url = "https://auth.example.net/mqtt"
+bearer_token = "very-secret-token"
+"#;
+    let c = Config::from_str(text, "t.toml").expect("valid");
+    let shown = c.effective_toml();
+    assert!(!shown.contains("very-secret-token"), "{shown}");
+    assert!(shown.contains("bearer_token = \"***\""), "{shown}");
+    assert_eq!(
+        c.eventgrid_namespaces["plant"]
+            .webhook
+            .as_ref()
+            .map(|w| w.url.as_str()),
+        Some("https://auth.example.net/mqtt")
+    );
+}

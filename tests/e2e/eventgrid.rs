@@ -197,6 +197,11 @@ fn broker_with(extra_listeners: &str) -> Broker {
 
 /// [`broker_with`] with `quotas` as the body of the namespace's `quotas` table.
 fn broker_full(extra_listeners: &str, quotas: &str) -> Broker {
+    broker_cfg(extra_listeners, quotas, "")
+}
+
+/// The most general form: `ns_tables` (whole TOML tables) appended to the namespace config.
+fn broker_cfg(extra_listeners: &str, quotas: &str, ns_tables: &str) -> Broker {
     let k = keys();
     let extra = format!(
         r#"
@@ -296,6 +301,8 @@ scope = "namespace"
 principal = "{ALL_OID}"
 role = "EventGrid TopicSpaces Subscriber"
 scope = "namespace"
+
+{ns_tables}
 "#,
         jwks = k.jwks.display(),
         pem = k.public_pem.display(),
@@ -1311,5 +1318,170 @@ fn namespace_connect_rate_is_shared_out_across_workers() {
     assert!(
         codes_seen.iter().all(|c| *c == 0 || *c == 0x89),
         "{codes_seen:x?}"
+    );
+}
+
+/// A tiny authentication webhook on a loopback port: answers by the request's `userName`
+/// (`ok`, `expiring`, `deny`, `500`, `slow`) and keeps every request body and
+/// `Authorization` header it saw.
+struct Webhook {
+    addr: SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+}
+
+impl Webhook {
+    fn start() -> Webhook {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind webhook");
+        let addr = listener.local_addr().expect("webhook addr");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let record = record.clone();
+                std::thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let (head_len, length) = loop {
+                        let Ok(n) = stream.read(&mut chunk) else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                            let length = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            break (i + 4, length);
+                        }
+                    };
+                    while buf.len() < head_len + length {
+                        let Ok(n) = stream.read(&mut chunk) else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    let head = String::from_utf8_lossy(&buf[..head_len]).to_string();
+                    let auth = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_lowercase()
+                                .starts_with("authorization:")
+                                .then(|| l["authorization:".len()..].trim().to_owned())
+                        })
+                        .unwrap_or_default();
+                    let body: Value = serde_json::from_slice(&buf[head_len..head_len + length])
+                        .unwrap_or(Value::Null);
+                    let user = body["userName"].as_str().unwrap_or("").to_owned();
+                    record
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((auth, body));
+                    let (status, reply) = match user.as_str() {
+                        "ok" => (
+                            200,
+                            json!({"decision": "allow", "clientAuthenticationName": "hooked",
+                            "attributes": {"type": "sensor", "floor": 1}}),
+                        ),
+                        "expiring" => (
+                            200,
+                            json!({"decision": "allow", "clientAuthenticationName": "hooked",
+                            "expiration": now_secs() + 2}),
+                        ),
+                        "deny" => (200, json!({"decision": "deny", "errorReason": "not today"})),
+                        "slow" => {
+                            std::thread::sleep(Duration::from_secs(3));
+                            (
+                                200,
+                                json!({"decision": "allow", "clientAuthenticationName": "late"}),
+                            )
+                        }
+                        _ => (500, json!({})),
+                    };
+                    let text = reply.to_string();
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                        text.len()
+                    );
+                });
+            }
+        });
+        Webhook { addr, seen }
+    }
+}
+
+#[test]
+fn webhook_authentication_allows_denies_and_fails_closed() {
+    let hook = Webhook::start();
+    let b = broker_cfg(
+        "",
+        RELAXED_QUOTAS,
+        &format!(
+            "[eventgrid.namespaces.{NS}.webhook]\nurl = \"http://{}/auth\"\nbearer_token = \"hook-token\"\ntimeout_ms = 500\n",
+            hook.addr
+        ),
+    );
+    let with_user = |version: u8, id: &str, user: &str| {
+        let mut c = wire::Connect::new(version, id);
+        c.username = Some(user.to_owned());
+        c.password = Some("pw".to_owned());
+        c
+    };
+    // Allowed with attributes: a sensor, so it may publish to the fleet (binding sensors-pub).
+    let (mut ok, ack) = try_connect(&b, &with_user(V5, "wh-ok", "ok"));
+    assert_eq!(ack.code, 0, "{ack:?}");
+    assert_eq!(publish1(&mut ok, "fleet/hooked", "m", 1), 0);
+    // AUTH re-authentication is for the JWT methods only.
+    ok.send(&auth_packet(0x19, "CUSTOM-JWT", "x"));
+    ok.expect_disconnect(0x82);
+    {
+        let seen = hook.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let (auth, body) = &seen[0];
+        assert_eq!(auth, "Bearer hook-token");
+        assert_eq!(body["clientId"], "wh-ok");
+        assert_eq!(body["userName"], "ok");
+        assert_eq!(body["password"], "cHc=", "base64 of pw");
+    }
+    for (version, refused, unavailable) in [(V5, 0x87, 0x88), (V4, 0x05, 0x03)] {
+        let (mut raw, ack) = try_connect(
+            &b,
+            &with_user(version, &format!("wh-deny-{version}"), "deny"),
+        );
+        assert_eq!(ack.code, refused, "v{version} deny: {ack:?}");
+        raw.expect_closed();
+        let (mut raw, ack) =
+            try_connect(&b, &with_user(version, &format!("wh-500-{version}"), "500"));
+        assert_eq!(ack.code, unavailable, "v{version} 500: {ack:?}");
+        raw.expect_closed();
+    }
+    let (mut raw, ack) = try_connect(&b, &with_user(V5, "wh-slow", "slow"));
+    assert_eq!(ack.code, 0x88, "timeout: {ack:?}");
+    raw.expect_closed();
+    // The webhook's expiration ends the connection like a token's exp.
+    let (mut raw, ack) = try_connect(&b, &with_user(V5, "wh-exp", "expiring"));
+    assert_eq!(ack.code, 0, "{ack:?}");
+    let p = raw.read_packet_skip_ping();
+    assert_eq!(
+        wire::disconnect_reason(&p),
+        0x87,
+        "{}",
+        crate::harness::hex(&p)
+    );
+    // JWT clients never reach the webhook.
+    let before = hook.seen.lock().unwrap_or_else(|e| e.into_inner()).len();
+    let _jwt = connect(&b, "wh-jwt", "OAUTH2-JWT", &entra(ALL_OID, 600));
+    assert_eq!(
+        hook.seen.lock().unwrap_or_else(|e| e.into_inner()).len(),
+        before
     );
 }

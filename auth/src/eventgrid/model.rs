@@ -445,7 +445,10 @@ impl Namespace {
         if let Some(w) = &self.webhook {
             let url = w.url.trim();
             if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 9 {
-                return err("webhook.url", format!("{url:?} is not an http:// or https:// URL"));
+                return err(
+                    "webhook.url",
+                    format!("{url:?} is not an http:// or https:// URL"),
+                );
             }
             if !(1..=60_000).contains(&w.timeout_ms) {
                 return err("webhook.timeout_ms", "must be 1..=60000".to_owned());

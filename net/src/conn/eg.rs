@@ -47,7 +47,10 @@ pub(super) struct EgConn {
 /// A verified client: who, by which method, valid until when (unix seconds incl. skew).
 struct Verified {
     identity: ClientIdentity,
+    /// The CONNECT's Authentication Method, echoed in the CONNACK.
     method: Option<String>,
+    /// Whether AUTH 0x19 may refresh the credentials (the JWT methods only).
+    reauth: bool,
     valid_until: Option<u64>,
 }
 
@@ -147,6 +150,7 @@ impl Reader {
                 Ok(identity) => Ok(Verified {
                     identity,
                     method: None,
+                    reauth: false,
                     valid_until: None,
                 }),
                 Err(e) => {
@@ -193,11 +197,99 @@ impl Reader {
             Ok(t) => Ok(Verified {
                 identity: t.identity,
                 method: Some(method.to_owned()),
+                reauth: true,
                 valid_until: Some(t.expires_at.saturating_add(t.skew_secs)),
             }),
             Err(e) => {
                 tracing::info!(namespace = %ns.name, method, error = %e, "token refused");
                 Err((token_reason(&e), "token not accepted"))
+            }
+        }
+    }
+
+    /// Does a client certificate plus Username settle this CONNECT (a registered client)?
+    fn certificate_settles(&self, ns: &EgNamespace, username: Option<&str>) -> bool {
+        !self.client_certs.is_empty()
+            && username.is_some_and(|u| ns.policy.registered_client(u).is_some())
+    }
+
+    /// Custom webhook authentication (§5): the CONNECT's credentials go to the namespace's
+    /// webhook, which allows (with a name, attributes and an optional expiry) or denies.
+    async fn eg_webhook(
+        &mut self,
+        ns: &EgNamespace,
+        c: &Connect,
+        method: Option<&str>,
+        data: Option<&[u8]>,
+    ) -> Result<Verified, (ReasonCode, &'static str)> {
+        use hubmq_auth::eventgrid::webhook::{parse_response, request_body, WebhookRequest};
+        use hubmq_auth::eventgrid::WebhookDecision;
+        const UNAVAILABLE: (ReasonCode, &str) = (
+            ReasonCode::ServerUnavailable,
+            "authentication webhook unavailable",
+        );
+        let (Some(cfg), Some(u)) = (&ns.webhook, self.w.shared.upstream.clone()) else {
+            return Err(UNAVAILABLE);
+        };
+        let certs = std::mem::take(&mut self.client_certs);
+        let leaf = certs.first().map(|d| crate::upstream::event::pem(d));
+        let chain = (certs.len() > 1).then(|| {
+            certs[1..]
+                .iter()
+                .map(|d| crate::upstream::event::pem(d))
+                .collect::<String>()
+        });
+        let body = request_body(&WebhookRequest {
+            client_id: &c.client_id,
+            user_name: c.username.as_deref(),
+            password: c.password.as_deref(),
+            authentication_method: method,
+            authentication_data: data,
+            client_certificate_pem: leaf.as_deref(),
+            client_certificate_chain_pem: chain.as_deref(),
+            user_properties: &c.props.user_properties,
+        });
+        let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
+        if let Some(t) = &cfg.bearer_token {
+            headers.push(("Authorization".to_owned(), format!("Bearer {t}")));
+        }
+        let req = crate::upstream::HttpRequest {
+            method: crate::upstream::Method::Post,
+            url: cfg.url.clone(),
+            headers,
+            body,
+            timeout: Duration::from_millis(cfg.timeout_ms),
+        };
+        let resp = match u
+            .call_plain(req, hubmq_metrics::UpstreamEvent::EventGridWebhook)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(namespace = %ns.name, error = %e, "authentication webhook failed");
+                return Err(UNAVAILABLE);
+            }
+        };
+        match parse_response(resp.status, &resp.body, now_secs()) {
+            Ok(WebhookDecision::Allow {
+                identity,
+                expires_at,
+            }) => Ok(Verified {
+                identity,
+                method: method.map(str::to_owned),
+                reauth: false,
+                valid_until: expires_at,
+            }),
+            Ok(WebhookDecision::Deny { reason }) => {
+                tracing::info!(namespace = %ns.name, reason, "authentication webhook denied");
+                Err((
+                    ReasonCode::NotAuthorized,
+                    "denied by the authentication webhook",
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(namespace = %ns.name, status = resp.status, error = %e, "authentication webhook answered badly");
+                Err(UNAVAILABLE)
             }
         }
     }
@@ -255,12 +347,22 @@ impl Reader {
             n.keep_alive = KEEP_ALIVE_MAX_SECS;
             n.server_keep_alive = v5.then_some(KEEP_ALIVE_MAX_SECS);
         }
-        let verified = match self.eg_verify(
-            &ns,
-            method.as_deref(),
-            data.as_deref(),
-            c.username.as_deref(),
-        ) {
+        let jwt = matches!(method.as_deref(), Some(ENTRA_METHOD | CUSTOM_JWT_METHOD));
+        let res = if !jwt
+            && ns.webhook.is_some()
+            && !self.certificate_settles(&ns, c.username.as_deref())
+        {
+            self.eg_webhook(&ns, &c, method.as_deref(), data.as_deref())
+                .await
+        } else {
+            self.eg_verify(
+                &ns,
+                method.as_deref(),
+                data.as_deref(),
+                c.username.as_deref(),
+            )
+        };
+        let verified = match res {
             Ok(v) => v,
             Err((rc, text)) => return self.refuse_connect(version, rc, text),
         };
@@ -389,7 +491,7 @@ impl Reader {
             keep_alive: n.keep_alive,
             client_id,
             eg: Some(Box::new(EgConn {
-                method: verified.method,
+                method: verified.method.filter(|_| verified.reauth),
                 identity: verified.identity,
                 perms,
                 aliases: vec![None; usize::from(TOPIC_ALIAS_MAX)],

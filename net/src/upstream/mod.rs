@@ -160,8 +160,12 @@ pub struct Upstream {
 
 impl Upstream {
     /// Starts the client threads; `None` when no hub has a handler (nothing to run).
-    pub fn start(settings: &UpstreamSettings) -> std::io::Result<Option<Arc<Upstream>>> {
-        if settings.hubs.values().all(|h| h.handlers.is_empty()) {
+    /// `always`: start even without handlers (an Event Grid namespace calls a webhook).
+    pub fn start(
+        settings: &UpstreamSettings,
+        always: bool,
+    ) -> std::io::Result<Option<Arc<Upstream>>> {
+        if !always && settings.hubs.values().all(|h| h.handlers.is_empty()) {
             return Ok(None);
         }
         let client = client::Pool::start(settings)?;
@@ -190,6 +194,22 @@ impl Upstream {
         let limit = req.timeout + Duration::from_secs(12);
         let rx = self.client.submit(validate_url(handler, hub), req, event)?;
         // The pool enforces the request timeout; this bound only guards against a lost reply.
+        match monoio::time::timeout(limit, rx.recv_async()).await {
+            Ok(Ok(res)) => res,
+            Ok(Err(_)) => Err(CallError::Unreachable("upstream client stopped".into())),
+            Err(_) => Err(CallError::Timeout),
+        }
+    }
+
+    /// A blocking request outside the Web PubSub event protocol (Event Grid webhook
+    /// authentication): same pool and metrics, no abuse-protection handshake.
+    pub async fn call_plain(
+        &self,
+        req: HttpRequest,
+        event: UpstreamEvent,
+    ) -> Result<HttpResponse, CallError> {
+        let limit = req.timeout + Duration::from_secs(12);
+        let rx = self.client.submit(String::new(), req, event)?;
         match monoio::time::timeout(limit, rx.recv_async()).await {
             Ok(Ok(res)) => res,
             Ok(Err(_)) => Err(CallError::Unreachable("upstream client stopped".into())),
