@@ -259,7 +259,9 @@ fn settings_from(config: &Config, exporter: hubmq_metrics::Exporter) -> anyhow::
 
 /// Event Grid namespaces with their keys loaded. CUSTOM-JWT audiences: the configured host
 /// names plus each of the namespace's listeners' hosts (`localhost` for loopback/wildcard).
-fn eventgrid_settings(config: &Config) -> anyhow::Result<Vec<hubmq_net::NamespaceSettings>> {
+pub(crate) fn eventgrid_settings(
+    config: &Config,
+) -> anyhow::Result<Vec<hubmq_net::NamespaceSettings>> {
     let mut out = Vec::new();
     for (name, ns) in &config.eventgrid_namespaces {
         let (entra_keys, custom_keys) = config::namespace_keys(ns).map_err(|(key, reason)| {

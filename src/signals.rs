@@ -49,9 +49,16 @@ pub fn run(
         match sig {
             SIGHUP => {
                 notify("STATUS=reloading configuration");
-                match reload(&config) {
-                    Ok((new, auth, changes)) => {
+                match reload(&config).and_then(|(new, auth, changes)| {
+                    let eg = crate::eventgrid_settings(&new)?;
+                    let notes = server
+                        .reload_eventgrid(&eg)
+                        .map_err(|e| anyhow::anyhow!(e))?;
+                    Ok((new, auth, changes, notes))
+                }) {
+                    Ok((new, auth, mut changes, notes)) => {
                         server.reload_auth(auth);
+                        changes.extend(notes);
                         if changes.is_empty() {
                             tracing::info!("configuration reloaded: nothing changed");
                         }
@@ -178,6 +185,9 @@ fn describe_changes(old: &Config, new: &Config) -> Vec<String> {
         ));
     }
     out.extend(describe_hub_changes(&old.hubs, &new.hubs));
+    if old.eventgrid != new.eventgrid {
+        out.push("[eventgrid] changed: namespaces reloaded, live sessions re-checked".to_owned());
+    }
     let restart = |name: &str, changed: bool, out: &mut Vec<String>| {
         if changed {
             out.push(format!(

@@ -15,8 +15,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use hubmq_auth::eventgrid::model::Quotas;
-use hubmq_auth::eventgrid::{CompiledNamespace, CustomJwtVerifier, EntraVerifier, Namespace};
+use arc_swap::ArcSwap;
+use hubmq_auth::eventgrid::model::{Quotas, WebhookCfg};
+use hubmq_auth::eventgrid::{
+    check_subscribe, ClientIdentity, ClientPermissions, CompiledNamespace, CustomJwtVerifier,
+    EntraVerifier, Namespace,
+};
 use hubmq_auth::KeyRing;
 use hubmq_core::ids::{GroupId, HubId, SessionIdx, WorkerId};
 use hubmq_core::limits::Limits;
@@ -72,14 +76,63 @@ pub struct NamespaceSettings {
     pub audiences: Vec<String>,
 }
 
-/// A namespace at run time, shared by every worker.
-pub struct EgNamespace {
-    pub name: Arc<str>,
-    pub hub: HubId,
+/// The part of a namespace a reload (SIGHUP) replaces: who may connect and what they may do.
+pub struct NsAuth {
     pub policy: CompiledNamespace,
     pub entra: Option<EntraVerifier>,
     pub custom: Option<CustomJwtVerifier>,
     pub audiences: Vec<String>,
+    pub webhook: Option<WebhookCfg>,
+}
+
+impl NsAuth {
+    fn build(s: &NamespaceSettings) -> Result<NsAuth, String> {
+        Ok(NsAuth {
+            policy: CompiledNamespace::compile(&s.model).map_err(|e| e.to_string())?,
+            entra: s
+                .model
+                .entra
+                .as_ref()
+                .map(|c| EntraVerifier::new(c, s.entra_keys.clone())),
+            custom: s
+                .model
+                .custom_jwt
+                .as_ref()
+                .map(|c| CustomJwtVerifier::new(c, s.custom_keys.clone())),
+            audiences: s.audiences.clone(),
+            webhook: s.model.webhook.clone(),
+        })
+    }
+}
+
+/// How a session's client proved who it is; decides what a reload re-reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A JWT (`OAUTH2-JWT`, `CUSTOM-JWT`): the identity stands until the token expires.
+    Token,
+    /// A registered client's certificate: the identity (and its attributes) come from the
+    /// configuration, so a reload re-reads them and may refuse the client.
+    Certificate,
+    /// The authentication webhook's answer.
+    Webhook,
+}
+
+/// What a session may do in its namespace, kept on the worker's session slot so a reload can
+/// re-check every session the worker owns, online or not.
+pub struct EgRights {
+    pub identity: ClientIdentity,
+    pub perms: ClientPermissions,
+    pub source: Source,
+}
+
+/// A namespace at run time, shared by every worker.
+pub struct EgNamespace {
+    pub name: Arc<str>,
+    pub hub: HubId,
+    /// Replaced whole by a reload; read with one atomic load.
+    auth: ArcSwap<NsAuth>,
+    /// The settings the namespace started with (a reload compares and warns).
+    started: Namespace,
     /// Limits of the mode; the session queue bounds are the offline queue's (§2).
     pub limits: Limits,
     /// The same with the server's session queue bounds, for online sessions (an online
@@ -97,7 +150,6 @@ pub struct EgNamespace {
     retained_max_bytes: usize,
     /// Rate quotas (§7), namespace-wide ones already multiplied by the throughput units.
     pub quotas: Quotas,
-    pub webhook: Option<hubmq_auth::eventgrid::model::WebhookCfg>,
 }
 
 /// One worker's share of the namespace-wide rate quotas. Each worker enforces
@@ -151,7 +203,7 @@ fn name_key(name: &str) -> String {
 
 impl EgNamespace {
     pub fn new(s: &NamespaceSettings, hub: HubId, server: &Limits) -> Result<Self, String> {
-        let policy = CompiledNamespace::compile(&s.model).map_err(|e| e.to_string())?;
+        let auth = NsAuth::build(s)?;
         let expiry = s.model.max_session_expiry_hours * 3600;
         let limits = Limits {
             max_packet_size: MAX_PACKET_SIZE,
@@ -175,18 +227,8 @@ impl EgNamespace {
         Ok(EgNamespace {
             name: s.name.as_str().into(),
             hub,
-            policy,
-            entra: s
-                .model
-                .entra
-                .as_ref()
-                .map(|c| EntraVerifier::new(c, s.entra_keys.clone())),
-            custom: s
-                .model
-                .custom_jwt
-                .as_ref()
-                .map(|c| CustomJwtVerifier::new(c, s.custom_keys.clone())),
-            audiences: s.audiences.clone(),
+            auth: ArcSwap::from_pointee(auth),
+            started: s.model.clone(),
             limits,
             online_limits,
             retain: s.model.retain,
@@ -207,8 +249,53 @@ impl EgNamespace {
                     ..q.clone()
                 }
             },
-            webhook: s.model.webhook.clone(),
         })
+    }
+
+    /// Whether `s` would build (a reload checks every namespace before applying any).
+    pub fn check(s: &NamespaceSettings) -> Result<(), String> {
+        NsAuth::build(s).map(|_| ())
+    }
+
+    /// The current authentication and authorization settings.
+    #[inline]
+    pub fn auth(&self) -> arc_swap::Guard<Arc<NsAuth>> {
+        self.auth.load()
+    }
+
+    /// Replaces the reloadable settings (topic spaces, groups, bindings, roles, clients, keys,
+    /// issuers, webhook). Returns the settings that changed but only take effect on restart.
+    pub fn reload(&self, s: &NamespaceSettings) -> Result<Vec<String>, String> {
+        let auth = NsAuth::build(s)?;
+        self.auth.store(Arc::new(auth));
+        let (old, new) = (&self.started, &s.model);
+        let mut restart = Vec::new();
+        if old.max_client_sessions_per_authentication_name
+            != new.max_client_sessions_per_authentication_name
+        {
+            restart.push("max_client_sessions_per_authentication_name");
+        }
+        if old.max_session_expiry_hours != new.max_session_expiry_hours {
+            restart.push("max_session_expiry_hours");
+        }
+        if old.retain != new.retain {
+            restart.push("retain");
+        }
+        if old.throughput_units != new.throughput_units {
+            restart.push("throughput_units");
+        }
+        if old.quotas != new.quotas {
+            restart.push("quotas");
+        }
+        Ok(restart
+            .into_iter()
+            .map(|k| {
+                format!(
+                    "eventgrid.namespaces.{}.{k} changed: restart to apply",
+                    self.name
+                )
+            })
+            .collect())
     }
 
     /// The registry hub name of namespace `name`: `$` keeps it apart from every Web PubSub hub.
@@ -399,7 +486,7 @@ impl Worker {
         if let Some(m) = cache.get(topic) {
             return *m;
         }
-        let mask = ns.policy.topic_space_mask(topic);
+        let mask = ns.auth().policy.topic_space_mask(topic);
         // Bounded: clients may publish to any number of topics.
         if cache.len() >= 16 * 1024 {
             cache.clear();
@@ -515,6 +602,76 @@ impl Worker {
             }
             Some(ns) => self.eg_publish(&ns, Some(g), msg),
             None => self.publish(g, msg),
+        }
+    }
+
+    /// After a reload of `ns`: re-checks every session this worker owns in it. A registered
+    /// (certificate) client that is gone or disabled is disconnected with 0x87 and its session
+    /// ended; every other session gets its rights recompiled and loses the subscriptions they
+    /// no longer cover (lifecycle reason `ClientAuthorizationError`, §6).
+    pub fn eg_recheck(&self, ns: &EgNamespace) {
+        let auth = ns.auth.load_full();
+        self.st.borrow_mut().eg_masks.remove(&ns.hub);
+        let sessions: Vec<SessionIdx> = {
+            let st = self.st.borrow();
+            st.slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| {
+                    s.as_ref()
+                        .is_some_and(|s| s.key.0 == ns.hub && s.eg.is_some())
+                })
+                .map(|(i, _)| SessionIdx(i as u32))
+                .collect()
+        };
+        let now = self.now_ms();
+        for idx in sessions {
+            let Some(Some((identity, source, name))) = self.with_slot(idx, |s| {
+                s.eg.as_ref()
+                    .map(|r| (r.identity.clone(), r.source, s.key.1.clone()))
+            }) else {
+                continue;
+            };
+            let identity = match source {
+                Source::Certificate => auth
+                    .policy
+                    .registered_client(&identity.authentication_name)
+                    .map(ClientIdentity::registered),
+                Source::Token | Source::Webhook => Some(identity),
+            };
+            let Some(identity) = identity else {
+                tracing::info!(
+                    namespace = %ns.name,
+                    client_session_name = %name,
+                    disconnection_reason = "ClientAuthenticationError",
+                    "client removed or disabled by a configuration change"
+                );
+                if let Some(Some(conn)) = self.with_slot(idx, |s| s.conn.clone()) {
+                    conn.disconnect(
+                        ReasonCode::NotAuthorized,
+                        Some("client removed or disabled"),
+                    );
+                }
+                self.remove_session(idx, now);
+                continue;
+            };
+            let perms = auth.policy.permissions(&identity);
+            let dropped = self.eg_prune_subscriptions(idx, |f| check_subscribe(&perms, f));
+            if dropped > 0 {
+                tracing::info!(
+                    namespace = %ns.name,
+                    client_session_name = %name,
+                    dropped_subscriptions = dropped,
+                    reason = "ClientAuthorizationError",
+                    "subscriptions removed by a configuration change"
+                );
+            }
+            self.with_slot(idx, |s| {
+                if let Some(r) = s.eg.as_mut() {
+                    r.identity = identity;
+                    r.perms = perms;
+                }
+            });
         }
     }
 

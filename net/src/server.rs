@@ -70,6 +70,43 @@ impl Server {
 
     /// Replaces the access keys and hub settings; later CONNECTs use them, live connections
     /// are not touched.
+    /// Reloads the Event Grid namespaces (all or nothing): each one's settings are swapped and
+    /// every worker re-checks its sessions in it. Returns notes on what needs a restart
+    /// (namespaces added or removed, limits and quotas).
+    pub fn reload_eventgrid(
+        &self,
+        settings: &[crate::eventgrid::NamespaceSettings],
+    ) -> Result<Vec<String>, String> {
+        for s in settings {
+            EgNamespace::check(s).map_err(|e| format!("eventgrid.namespaces.{}: {e}", s.name))?;
+        }
+        let mut notes = Vec::new();
+        for ns in self.shared.eventgrid.values() {
+            let Some(s) = settings.iter().find(|s| *s.name == *ns.name) else {
+                notes.push(format!(
+                    "eventgrid namespace {} removed from the file: restart to apply",
+                    ns.name
+                ));
+                continue;
+            };
+            notes.extend(ns.reload(s)?);
+            for w in 0..self.shared.settings.workers {
+                self.shared
+                    .mesh
+                    .command(WorkerId(w as u16), Command::EgReload { hub: ns.hub });
+            }
+        }
+        for s in settings {
+            if !self.shared.eventgrid.values().any(|ns| *ns.name == *s.name) {
+                notes.push(format!(
+                    "eventgrid namespace {} added: restart to apply",
+                    s.name
+                ));
+            }
+        }
+        Ok(notes)
+    }
+
     pub fn reload_auth(&self, auth: crate::lifecycle::AuthSettings) {
         self.shared.control.set_auth(auth);
     }

@@ -179,6 +179,8 @@ pub struct Slot {
     /// QoS of server messages (`$webpubsub/server/messages`): 1 unless the client subscribed
     /// to that topic explicitly with a lower maximum.
     pub server_qos: QoS,
+    /// Event Grid sessions: the client's identity and compiled rights.
+    pub eg: Option<Box<crate::eventgrid::EgRights>>,
 }
 
 /// This worker's part of a group: local subscribers with their options.
@@ -399,6 +401,7 @@ impl Worker {
             pending_will: None,
             up,
             server_qos: QoS::AtLeastOnce,
+            eg: None,
         };
         let idx = match st.free.pop() {
             Some(i) => {
@@ -744,6 +747,11 @@ impl Worker {
                 }
                 Command::Rest { op, reply } => {
                     let _ = reply.send(self.rest_apply(&op));
+                }
+                Command::EgReload { hub } => {
+                    if let Some(ns) = self.eg(hub).cloned() {
+                        self.eg_recheck(&ns);
+                    }
                 }
                 Command::Shutdown => {
                     self.shutdown_connections();

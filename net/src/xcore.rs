@@ -78,6 +78,8 @@ pub enum Command {
         op: Arc<crate::rest::RestOp>,
         reply: flume::Sender<crate::rest::RestReply>,
     },
+    /// An Event Grid namespace's settings were reloaded: re-check this worker's sessions in it.
+    EgReload { hub: HubId },
     /// Stop accepting, disconnect clients, exit.
     Shutdown,
 }

@@ -1167,6 +1167,47 @@ fn registered_clients_authenticate_with_a_certificate_and_their_username() {
             "v{protocol} without certificate: {r}"
         );
     }
+
+    // Removing the client from the configuration ends its live connection (0x87) on reload.
+    let mut cmd = Command::new("python3");
+    cmd.arg("tests/clients/paho_client.py")
+        .args([
+            "connect",
+            "--protocol",
+            "5",
+            "--client-id",
+            "cert-held",
+            "--username",
+            "device-1",
+        ])
+        .args(["--hold", "20", "--timeout", "25"])
+        .args(["--url", &format!("mqtts://localhost:{}", addr.port())])
+        .arg("--ca-file")
+        .arg(dir.join("server.pem"))
+        .arg("--cert-file")
+        .arg(dir.join("client.pem"))
+        .arg("--key-file")
+        .arg(dir.join("client.key"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("spawn paho");
+    wait_until("the held connection is up", Duration::from_secs(20), || {
+        b.logs().contains("client_session_name=cert-held")
+    });
+    let path = b.config_path();
+    let text = std::fs::read_to_string(&path).expect("read config");
+    std::fs::write(
+        &path,
+        text.replace(
+            "authentication_name = \"device-1\"",
+            "authentication_name = \"device-9\"",
+        ),
+    )
+    .expect("write config");
+    b.signal("HUP");
+    let out = child.wait_with_output().expect("paho ends");
+    let r: Value = serde_json::from_slice(&out.stdout).expect("paho JSON");
+    assert_eq!(r["server_disconnect"]["reason_code"], 0x87, "{r}");
 }
 
 /// The next PUBLISH as (topic, payload, retain flag), acknowledged when QoS 1.
@@ -1484,4 +1525,60 @@ fn webhook_authentication_allows_denies_and_fails_closed() {
         hook.seen.lock().unwrap_or_else(|e| e.into_inner()).len(),
         before
     );
+}
+
+#[test]
+fn sighup_reload_rechecks_live_sessions() {
+    let b = broker();
+    let mut op = connect(
+        &b,
+        "rl-op",
+        "CUSTOM-JWT",
+        &custom("op", json!({"role": "operator"})),
+    );
+    assert_eq!(
+        subscribe(&mut op, 1, &[("fleet/#", 1), ("devices/op/#", 1)]),
+        vec![1, 1]
+    );
+
+    // Operators lose their group: the binding no longer covers `op`.
+    let path = b.config_path();
+    let text = std::fs::read_to_string(&path).expect("read config");
+    let narrowed = text.replace(
+        "attributes.role IN ['operator', 'admin']",
+        "attributes.role IN ['admin']",
+    );
+    assert_ne!(text, narrowed, "the test config names the operators query");
+    std::fs::write(&path, narrowed).expect("write config");
+    b.signal("HUP");
+    wait_until(
+        "the reload re-checked the session",
+        Duration::from_secs(10),
+        || {
+            b.logs()
+                .contains("subscriptions removed by a configuration change")
+        },
+    );
+
+    // The fleet subscription is gone, the own-devices one stays, the connection is up.
+    let mut sensor = connect(
+        &b,
+        "rl-sensor",
+        "CUSTOM-JWT",
+        &custom("s", json!({"type": "sensor", "floor": 1})),
+    );
+    assert_eq!(publish1(&mut sensor, "fleet/after-reload", "dropped", 1), 0);
+    let mut op2 = connect(
+        &b,
+        "rl-op-2",
+        "CUSTOM-JWT",
+        &custom("op", json!({"role": "operator"})),
+    );
+    assert_eq!(publish1(&mut op2, "devices/op/x", "kept", 1), 0);
+    assert_eq!(
+        next_message(&mut op),
+        ("devices/op/x".into(), "kept".into())
+    );
+    // New SUBSCRIBEs see the new rules too.
+    assert_eq!(subscribe(&mut op2, 1, &[("fleet/#", 1)]), vec![0x87]);
 }

@@ -197,6 +197,21 @@ anonymous_connect = true
         broker
     }
 
+    /// The config file the broker runs with (rewrite it, then [`Broker::signal`] `HUP`).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("hubmq.toml")
+    }
+
+    /// Sends signal `name` (`HUP`, `TERM`, …) to the broker process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap_or_else(|e| panic!("run kill: {e}"));
+        assert!(status.success(), "kill -{name} failed");
+    }
+
     /// A token for `hub` signed with `keys[0]`, valid for an hour, audience [`Broker::aud`].
     pub fn token(&self, hub: &str, user: Option<&str>, roles: &[&str], groups: &[&str]) -> String {
         let mut claims = serde_json::json!({

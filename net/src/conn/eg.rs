@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use hubmq_auth::eventgrid::token::{CUSTOM_JWT_METHOD, ENTRA_METHOD, MAX_AUTH_DATA_LEN};
 use hubmq_auth::eventgrid::{
     check_publish, check_publish_with_mask, check_subscribe, validate_filter, validate_topic_name,
-    verify_custom_jwt, verify_entra, ClientIdentity, ClientPermissions, EgTokenError,
+    verify_custom_jwt, verify_entra, ClientIdentity, EgTokenError,
 };
 use hubmq_core::connect::{connack_success, negotiate};
 use hubmq_core::message::Message;
@@ -25,9 +25,9 @@ use hubmq_metrics::{ConnectOutcome, DropReason};
 use super::{assign_client_id, version_index, Active, End, Phase, Reader, Stop};
 use crate::auth::{now_secs, Identity};
 use crate::eventgrid::{
-    EgNamespace, SessionRates, KEEP_ALIVE_MAX_SECS, MAX_FILTERS_PER_SUBSCRIBE, MAX_PROPERTY_BYTES,
-    MAX_SESSION_NAME_CHARS, MAX_SUBSCRIPTIONS_PER_SESSION, MAX_USER_PROPERTY_BYTES,
-    TOPIC_ALIAS_MAX, WILL_DELAY_MAX_SECS,
+    EgNamespace, EgRights, SessionRates, Source, KEEP_ALIVE_MAX_SECS, MAX_FILTERS_PER_SUBSCRIBE,
+    MAX_PROPERTY_BYTES, MAX_SESSION_NAME_CHARS, MAX_SUBSCRIPTIONS_PER_SESSION,
+    MAX_USER_PROPERTY_BYTES, TOPIC_ALIAS_MAX, WILL_DELAY_MAX_SECS,
 };
 use crate::worker::WillSpec;
 
@@ -36,8 +36,8 @@ pub(super) struct EgConn {
     pub(super) ns: Arc<EgNamespace>,
     /// `OAUTH2-JWT` / `CUSTOM-JWT`; `None` for certificate authentication (no AUTH allowed).
     method: Option<String>,
-    identity: ClientIdentity,
-    perms: ClientPermissions,
+    /// The authentication name (the rights live on the session slot, see `EgRights`).
+    auth_name: Arc<str>,
     /// Topic aliases the client set up (index = alias - 1); client → server only [doc].
     aliases: Vec<Option<Arc<str>>>,
     /// The session's own rate quotas (§7).
@@ -51,6 +51,7 @@ struct Verified {
     method: Option<String>,
     /// Whether AUTH 0x19 may refresh the credentials (the JWT methods only).
     reauth: bool,
+    source: Source,
     valid_until: Option<u64>,
 }
 
@@ -145,12 +146,15 @@ impl Reader {
                 ));
             }
             return match hubmq_auth::eventgrid::cert::authenticate_certificate(
-                &ns.policy, username, &certs,
+                &ns.auth().policy,
+                username,
+                &certs,
             ) {
                 Ok(identity) => Ok(Verified {
                     identity,
                     method: None,
                     reauth: false,
+                    source: Source::Certificate,
                     valid_until: None,
                 }),
                 Err(e) => {
@@ -167,8 +171,9 @@ impl Reader {
             ));
         }
         let now = now_secs();
+        let auth = ns.auth();
         let res = match method {
-            ENTRA_METHOD => match &ns.entra {
+            ENTRA_METHOD => match &auth.entra {
                 Some(v) => verify_entra(data, v, now),
                 None => {
                     return Err((
@@ -177,8 +182,8 @@ impl Reader {
                     ))
                 }
             },
-            CUSTOM_JWT_METHOD => match &ns.custom {
-                Some(v) => verify_custom_jwt(data, v, &ns.audiences, now),
+            CUSTOM_JWT_METHOD => match &auth.custom {
+                Some(v) => verify_custom_jwt(data, v, &auth.audiences, now),
                 None => {
                     return Err((
                         ReasonCode::BadAuthenticationMethod,
@@ -198,6 +203,7 @@ impl Reader {
                 identity: t.identity,
                 method: Some(method.to_owned()),
                 reauth: true,
+                source: Source::Token,
                 valid_until: Some(t.expires_at.saturating_add(t.skew_secs)),
             }),
             Err(e) => {
@@ -210,7 +216,7 @@ impl Reader {
     /// Does a client certificate plus Username settle this CONNECT (a registered client)?
     fn certificate_settles(&self, ns: &EgNamespace, username: Option<&str>) -> bool {
         !self.client_certs.is_empty()
-            && username.is_some_and(|u| ns.policy.registered_client(u).is_some())
+            && username.is_some_and(|u| ns.auth().policy.registered_client(u).is_some())
     }
 
     /// Custom webhook authentication (§5): the CONNECT's credentials go to the namespace's
@@ -228,9 +234,16 @@ impl Reader {
             ReasonCode::ServerUnavailable,
             "authentication webhook unavailable",
         );
-        let (Some(cfg), Some(u)) = (&ns.webhook, self.w.shared.upstream.clone()) else {
+        let auth = ns.auth();
+        let (Some(cfg), Some(u)) = (&auth.webhook, self.w.shared.upstream.clone()) else {
             return Err(UNAVAILABLE);
         };
+        let (url, bearer, timeout) = (
+            cfg.url.clone(),
+            cfg.bearer_token.clone(),
+            Duration::from_millis(cfg.timeout_ms),
+        );
+        drop(auth);
         let certs = std::mem::take(&mut self.client_certs);
         let leaf = certs.first().map(|d| crate::upstream::event::pem(d));
         let chain = (certs.len() > 1).then(|| {
@@ -250,15 +263,15 @@ impl Reader {
             user_properties: &c.props.user_properties,
         });
         let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
-        if let Some(t) = &cfg.bearer_token {
+        if let Some(t) = bearer {
             headers.push(("Authorization".to_owned(), format!("Bearer {t}")));
         }
         let req = crate::upstream::HttpRequest {
             method: crate::upstream::Method::Post,
-            url: cfg.url.clone(),
+            url,
             headers,
             body,
-            timeout: Duration::from_millis(cfg.timeout_ms),
+            timeout,
         };
         let resp = match u
             .call_plain(req, hubmq_metrics::UpstreamEvent::EventGridWebhook)
@@ -278,6 +291,7 @@ impl Reader {
                 identity,
                 method: method.map(str::to_owned),
                 reauth: false,
+                source: Source::Webhook,
                 valid_until: expires_at,
             }),
             Ok(WebhookDecision::Deny { reason }) => {
@@ -349,7 +363,7 @@ impl Reader {
         }
         let jwt = matches!(method.as_deref(), Some(ENTRA_METHOD | CUSTOM_JWT_METHOD));
         let res = if !jwt
-            && ns.webhook.is_some()
+            && ns.auth().webhook.is_some()
             && !self.certificate_settles(&ns, c.username.as_deref())
         {
             self.eg_webhook(&ns, &c, method.as_deref(), data.as_deref())
@@ -366,7 +380,7 @@ impl Reader {
             Ok(v) => v,
             Err((rc, text)) => return self.refuse_connect(version, rc, text),
         };
-        let perms = ns.policy.permissions(&verified.identity);
+        let perms = ns.auth().policy.permissions(&verified.identity);
 
         let will = match will {
             None => None,
@@ -443,9 +457,15 @@ impl Reader {
             )
             .await;
         let idx = attached.idx;
-        if let Some(spec) = will {
-            w.with_slot(idx, |s| s.will = Some(spec));
-        }
+        let rights = Box::new(EgRights {
+            identity: verified.identity,
+            perms,
+            source: verified.source,
+        });
+        w.with_slot(idx, |s| {
+            s.will = will;
+            s.eg = Some(rights);
+        });
         let mut ack = connack_success(&n, attached.session_present, &ns.limits);
         if v5 {
             let p = &mut ack.props;
@@ -479,7 +499,7 @@ impl Reader {
         let identity = Identity {
             hub_name: ns.name.to_string(),
             hub: ns.hub,
-            user_id: Some(auth_name),
+            user_id: Some(auth_name.clone()),
             roles: Default::default(),
             groups: Vec::new(),
             claims: Vec::new(),
@@ -492,8 +512,7 @@ impl Reader {
             client_id,
             eg: Some(Box::new(EgConn {
                 method: verified.method.filter(|_| verified.reauth),
-                identity: verified.identity,
-                perms,
+                auth_name: auth_name.clone(),
                 aliases: vec![None; usize::from(TOPIC_ALIAS_MAX)],
                 rates: ns.session_rates(w.now_ms()),
                 ns,
@@ -647,9 +666,12 @@ impl Reader {
             );
         }
         let mask = w.eg_topic_mask(&ns, &p.topic);
-        let allowed = self
-            .eg_active()
-            .is_some_and(|(_, eg)| check_publish_with_mask(&eg.perms, mask, &p.topic));
+        let allowed = w
+            .with_slot(idx, |s| {
+                s.eg.as_ref()
+                    .is_some_and(|r| check_publish_with_mask(&r.perms, mask, &p.topic))
+            })
+            .unwrap_or(false);
         if !allowed {
             return self.eg_refuse_publish(&p, ReasonCode::NotAuthorized, "not authorized", false);
         }
@@ -718,9 +740,12 @@ impl Reader {
                 Err(ReasonCode::SharedSubscriptionsNotSupported)
             } else if validate_filter(&f.path).is_err() {
                 Err(ReasonCode::TopicFilterInvalid)
-            } else if !self
-                .eg_active()
-                .is_some_and(|(_, eg)| check_subscribe(&eg.perms, &f.path))
+            } else if !w
+                .with_slot(idx, |s| {
+                    s.eg.as_ref()
+                        .is_some_and(|r| check_subscribe(&r.perms, &f.path))
+                })
+                .unwrap_or(false)
             {
                 tracing::debug!(filter = %f.path, "subscribe denied");
                 w.counters.borrow_mut().dropped[DropReason::Denied.index()] += 1;
@@ -856,8 +881,12 @@ impl Reader {
             }
         };
         let same = self
-            .eg_active()
-            .is_some_and(|(_, eg)| eg.identity.same_principal(&verified.identity));
+            .w
+            .with_slot(idx, |s| {
+                s.eg.as_ref()
+                    .is_some_and(|r| r.identity.same_principal(&verified.identity))
+            })
+            .unwrap_or(false);
         if !same {
             tracing::info!(namespace = %ns.name, "re-authentication for another identity refused");
             return Err(Stop::err(
@@ -865,14 +894,16 @@ impl Reader {
                 "re-authentication failed",
             ));
         }
-        let perms = ns.policy.permissions(&verified.identity);
+        let perms = ns.auth().policy.permissions(&verified.identity);
         let dropped = self
             .w
             .eg_prune_subscriptions(idx, |filter| check_subscribe(&perms, filter));
-        if let Some(eg) = self.eg_active_mut() {
-            eg.perms = perms;
-            eg.identity = verified.identity;
-        }
+        self.w.with_slot(idx, |s| {
+            if let Some(r) = s.eg.as_mut() {
+                r.perms = perms;
+                r.identity = verified.identity;
+            }
+        });
         self.token_deadline = verified.valid_until.map(instant_at);
         tracing::info!(namespace = %ns.name, dropped_subscriptions = dropped, "re-authenticated");
         self.send(Packet::Auth(AuthPacket {
@@ -924,7 +955,7 @@ pub(super) fn log_disconnected(
     };
     tracing::info!(
         namespace = %eg.ns.name,
-        client_authentication_name = %eg.identity.authentication_name,
+        client_authentication_name = %eg.auth_name,
         client_session_name = %a.client_id,
         disconnection_reason = disconnection_reason(h.end_reason.get(), client_said_goodbye),
         "Microsoft.EventGrid.MQTTClientSessionDisconnected"
