@@ -469,15 +469,24 @@ impl Worker {
 
     /// Moves the connection's will to "pending" (delay) or publishes it at once.
     fn fire_will_now_or_later(&self, idx: SessionIdx, now: u64) {
-        let Some((spec, hub, serial, can_send)) = self
+        let Some((spec, hub, serial, can_send, eg_allowed)) = self
             .with_slot(idx, |s| {
                 let spec = s.will.take()?;
-                Some((spec, s.key.0, s.session.serial, s.perms.clone()))
+                // Event Grid: Publisher permission on the will topic when the will fires.
+                let eg_allowed = s.eg.as_ref().map(|r| {
+                    hubmq_auth::eventgrid::check_publish(&r.perms, &spec.will.topic)
+                });
+                Some((spec, s.key.0, s.session.serial, s.perms.clone(), eg_allowed))
             })
             .flatten()
         else {
             return;
         };
+        if eg_allowed == Some(false) {
+            tracing::info!(topic = %spec.will.topic, "will dropped: no publish permission");
+            self.counters.borrow_mut().dropped[DropReason::Denied.index()] += 1;
+            return;
+        }
         let g = self.group(hub, &spec.will.topic);
         if !can_send.can_send(g.id) {
             tracing::debug!(topic = %spec.will.topic, "will dropped: no permission to send to the group");

@@ -1582,3 +1582,56 @@ fn sighup_reload_rechecks_live_sessions() {
     // New SUBSCRIBEs see the new rules too.
     assert_eq!(subscribe(&mut op2, 1, &[("fleet/#", 1)]), vec![0x87]);
 }
+
+#[test]
+fn wills_are_published_only_with_publisher_permission_on_their_topic() {
+    let b = broker();
+    let with_will = |id: &str, token: &str, topic: &str| {
+        let mut c = v5_connect(id, "CUSTOM-JWT", token);
+        c.will = Some(wire::Will {
+            topic: topic.to_owned(),
+            payload: format!("will of {id}").into_bytes(),
+            qos: 1,
+            retain: false,
+            props: Vec::new(),
+        });
+        c
+    };
+    let mut watcher = connect(&b, "will-watch", "OAUTH2-JWT", &entra(ALL_OID, 600));
+    assert_eq!(subscribe(&mut watcher, 1, &[("fleet/#", 1)]), vec![1]);
+    let mut own = connect(&b, "will-own", "CUSTOM-JWT", &custom("w2", json!({})));
+    assert_eq!(subscribe(&mut own, 1, &[("devices/w2/#", 1)]), vec![1]);
+
+    // w2 may not publish to the fleet: that will is dropped when the connection breaks...
+    let token = custom("w2", json!({}));
+    let (raw, ack) = try_connect(&b, &with_will("will-denied", &token, "fleet/w2/gone"));
+    assert_eq!(ack.code, 0);
+    drop(raw);
+    wait_until(
+        "the denied will is dropped",
+        Duration::from_secs(10),
+        || {
+            b.logs().lines().any(|l| {
+                l.contains("will dropped: no publish permission") && l.contains("fleet/w2/gone")
+            })
+        },
+    );
+    // ...while one on its own topic is published.
+    let (raw, ack) = try_connect(&b, &with_will("will-allowed", &token, "devices/w2/gone"));
+    assert_eq!(ack.code, 0);
+    drop(raw);
+    assert_eq!(
+        next_message(&mut own),
+        ("devices/w2/gone".into(), "will of will-allowed".into())
+    );
+    // A sensor's fleet will goes through; the watcher's first fleet message is that one, so
+    // the denied will never arrived.
+    let sensor = custom("s-will", json!({"type": "sensor", "floor": 1}));
+    let (raw, ack) = try_connect(&b, &with_will("will-sensor", &sensor, "fleet/s-will/gone"));
+    assert_eq!(ack.code, 0);
+    drop(raw);
+    assert_eq!(
+        next_message(&mut watcher),
+        ("fleet/s-will/gone".into(), "will of will-sensor".into())
+    );
+}

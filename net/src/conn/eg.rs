@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use hubmq_auth::eventgrid::token::{CUSTOM_JWT_METHOD, ENTRA_METHOD, MAX_AUTH_DATA_LEN};
 use hubmq_auth::eventgrid::{
-    check_publish, check_publish_with_mask, check_subscribe, validate_filter, validate_topic_name,
+    check_publish_with_mask, check_subscribe, validate_filter, validate_topic_name,
     verify_custom_jwt, verify_entra, ClientIdentity, EgTokenError,
 };
 use hubmq_core::connect::{connack_success, negotiate};
@@ -406,22 +406,16 @@ impl Reader {
                         "invalid will topic",
                     );
                 }
-                if check_publish(&perms, &wl.topic) {
-                    let delay = wl
-                        .delay
-                        .unwrap_or(0)
-                        .min(WILL_DELAY_MAX_SECS)
-                        .min(n.session_expiry);
-                    Some(WillSpec {
-                        will: wl,
-                        delay_secs: delay,
-                    })
-                } else {
-                    // The will is published only with Publisher permission on its topic
-                    // [unconfirmed, §2]; checked once here with the CONNECT's rights.
-                    tracing::info!(namespace = %ns.name, topic = %wl.topic, "will dropped: no publish permission");
-                    None
-                }
+                // Publisher permission is checked when the will fires (`fire_will_now_or_later`).
+                let delay = wl
+                    .delay
+                    .unwrap_or(0)
+                    .min(WILL_DELAY_MAX_SECS)
+                    .min(n.session_expiry);
+                Some(WillSpec {
+                    will: wl,
+                    delay_secs: delay,
+                })
             }
         };
 
