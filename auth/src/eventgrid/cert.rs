@@ -1,18 +1,21 @@
 //! X.509 client-certificate authentication for the Event Grid mode (`eventgrid-mqtt.md` §5): the
 //! facts of a DER certificate the decision needs (subject, subject alternative names, SHA-256
 //! thumbprint, validity period), read with the crate's minimal DER reader, and the decision
-//! itself: does the certificate the TLS layer accepted prove the authentication name sent in the
-//! CONNECT Username, under the registered client's `validation_scheme`. Chain building and
-//! signature checks are the TLS layer's job; nothing here verifies a signature, which is why the
-//! caller says (`ChainTrust`) whether a CA vouched for the chain. The same reader also hands
-//! the crate's key loader the public key of a configured issuer certificate (§4).
+//! itself: does the certificate the TLS layer accepted prove the authentication name, under the
+//! registered client's `validation_scheme`. The name is the CONNECT Username or, when that is
+//! empty, the first certificate field of the namespace's `alternative_authentication_name_sources`
+//! that is filled (§5). Chain building and signature checks are the TLS layer's job; nothing
+//! here verifies a signature, which is why the caller says (`ChainTrust`) whether a CA vouched
+//! for the chain. The same reader also hands the crate's key loader the public key of a
+//! configured issuer certificate (§4).
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ring::digest;
 
-use super::model::{normalize_thumbprint, ValidationScheme};
+use super::model::{normalize_thumbprint, NameSource, ValidationScheme};
 use super::policy::{ClientIdentity, CompiledNamespace};
 use super::token::REASON_NOT_AUTHORIZED;
 use crate::der::{self, DerError, Reader};
@@ -44,8 +47,14 @@ pub struct CertInfo {
 /// authorized (v3.1.1: 0x05) [unconfirmed: Event Grid documents no finer code].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CertError {
-    #[error("certificate authentication needs the authentication name in the CONNECT Username")]
+    #[error(
+        "the CONNECT Username is empty and the namespace lists no alternative authentication name sources"
+    )]
     NoUsername,
+    #[error(
+        "the CONNECT Username is empty and the certificate fills none of the namespace's alternative authentication name sources"
+    )]
+    NoNameInCertificate,
     #[error("no enabled client is registered under this authentication name")]
     UnknownClient,
     #[error("no client certificate was presented")]
@@ -112,25 +121,51 @@ pub fn authenticate_certificate(
     authenticate_certificate_with(ns, username, chain, ChainTrust::CaVerified)
 }
 
-/// The certificate decision of §5: the Username names an enabled registered client, and the
-/// leaf certificate (`chain[0]`) proves that name under the client's validation scheme: the
-/// subject CN or a SAN of the scheme's type equals it (ignoring case, like every
-/// authentication-name comparison), or for `ThumbprintMatch` the leaf's SHA-256 is one of the
-/// client's `allowed_thumbprints`. `trust` says what the TLS layer verified (see `ChainTrust`).
+/// `authenticate_certificate_with_sources` for a namespace without alternative authentication
+/// name sources: the Username must carry the name (`CertError::NoUsername` otherwise).
 pub fn authenticate_certificate_with(
     ns: &CompiledNamespace,
     username: Option<&str>,
     chain: &[Vec<u8>],
     trust: ChainTrust,
 ) -> Result<ClientIdentity, CertError> {
-    // An empty Username is no authentication name either (names are 1-128 characters). The
-    // alternative name sources of §5 (names taken from the certificate) are not implemented.
-    let name = username
-        .filter(|n| !n.is_empty())
-        .ok_or(CertError::NoUsername)?;
-    let def = ns.registered_client(name).ok_or(CertError::UnknownClient)?;
-    let leaf = chain.first().ok_or(CertError::NoCertificate)?;
-    let cert = parse_certificate(leaf)?;
+    authenticate_certificate_with_sources(ns, &[], username, chain, trust)
+}
+
+/// The certificate decision of §5. The authentication name is the Username, or when that is
+/// absent or empty the first of `sources` (the namespace's
+/// `alternative_authentication_name_sources`, in order) that the leaf certificate (`chain[0]`)
+/// fills (`CertInfo::name_from_sources`). That name must name an enabled registered client,
+/// and the leaf must prove it under the client's validation scheme: the subject CN or a SAN of
+/// the scheme's type equals it (ignoring case, like every authentication-name comparison), or
+/// for `ThumbprintMatch` the leaf's SHA-256 is one of the client's `allowed_thumbprints` (so a
+/// name read from a pinned certificate still needs the pin). `trust` says what the TLS layer
+/// verified (see `ChainTrust`).
+pub fn authenticate_certificate_with_sources(
+    ns: &CompiledNamespace,
+    sources: &[NameSource],
+    username: Option<&str>,
+    chain: &[Vec<u8>],
+    trust: ChainTrust,
+) -> Result<ClientIdentity, CertError> {
+    let client = |name: &str| ns.registered_client(name).ok_or(CertError::UnknownClient);
+    let (def, cert, name) = match nonempty(username) {
+        // The Username wins whenever it is there; the sources are then not consulted [doc].
+        // The client is looked up before the certificate is read, so an unknown name is
+        // refused without parsing anything.
+        Some(name) => (client(name)?, parse_leaf(chain)?, Cow::Borrowed(name)),
+        None => {
+            if sources.is_empty() {
+                return Err(CertError::NoUsername);
+            }
+            let cert = parse_leaf(chain)?;
+            let name = cert
+                .name_from_sources(sources)
+                .ok_or(CertError::NoNameInCertificate)?
+                .to_owned();
+            (client(&name)?, cert, Cow::Owned(name))
+        }
+    };
     let scheme = def.validation_scheme;
     if let ChainTrust::Unverified { now } = trust {
         // Without a CA nobody vouched for the subject or SANs: anyone can self-sign a
@@ -146,13 +181,74 @@ pub fn authenticate_certificate_with(
         if !cert.thumbprint_in(&def.allowed_thumbprints) {
             return Err(CertError::ThumbprintMismatch);
         }
-    } else if !cert.matches_name(scheme, name) {
+    } else if !cert.matches_name(scheme, &name) {
         return Err(CertError::NameMismatch(scheme));
     }
     Ok(ClientIdentity::registered(def))
 }
 
+/// The authentication name a certificate CONNECT claims, without deciding anything else: the
+/// Username when it is present and not empty, otherwise the first of `sources` the leaf
+/// certificate fills. For a caller that must know whether a registered client is meant (and
+/// so whether the certificate settles the CONNECT) before authenticating; the errors are those
+/// `authenticate_certificate_with_sources` would give for the same reason.
+pub fn certificate_authentication_name<'a>(
+    sources: &[NameSource],
+    username: Option<&'a str>,
+    chain: &[Vec<u8>],
+) -> Result<Cow<'a, str>, CertError> {
+    if let Some(name) = nonempty(username) {
+        return Ok(Cow::Borrowed(name));
+    }
+    if sources.is_empty() {
+        return Err(CertError::NoUsername);
+    }
+    parse_leaf(chain)?
+        .name_from_sources(sources)
+        .map(|name| Cow::Owned(name.to_owned()))
+        .ok_or(CertError::NoNameInCertificate)
+}
+
+/// An empty Username is no authentication name either (names are 1-128 characters).
+fn nonempty(username: Option<&str>) -> Option<&str> {
+    username.filter(|n| !n.is_empty())
+}
+
+/// The leaf certificate (`chain[0]`), parsed.
+fn parse_leaf(chain: &[Vec<u8>]) -> Result<CertInfo, CertError> {
+    parse_certificate(chain.first().ok_or(CertError::NoCertificate)?)
+}
+
 impl CertInfo {
+    /// The authentication name `source` offers, or `None` when the certificate does not fill
+    /// that field: for the SAN sources the first non-empty value of that type, in certificate
+    /// order (IP addresses as `std::net` prints them, so a client named by IP must be
+    /// registered in that form: `10.0.0.7`, `2001:db8::1`).
+    ///
+    /// `ClientCertificateSubject` gives the subject's common name (the most specific CN), not
+    /// the whole DN. Azure calls this source "subject DN", but a DN such as `CN=dev-1,O=Contoso`
+    /// is no usable authentication name, and the CN is what `SubjectMatchesAuthenticationName`
+    /// compares, so a client found through this source passes its (default) scheme
+    /// [unconfirmed: Azure documents no example].
+    pub fn name_from(&self, source: NameSource) -> Option<&str> {
+        let values = match source {
+            NameSource::ClientCertificateSubject => {
+                return self.subject_cn.as_deref().filter(|cn| !cn.is_empty())
+            }
+            NameSource::ClientCertificateDns => &self.dns,
+            NameSource::ClientCertificateUri => &self.uris,
+            NameSource::ClientCertificateIp => &self.ips,
+            NameSource::ClientCertificateEmail => &self.emails,
+        };
+        values.iter().map(String::as_str).find(|v| !v.is_empty())
+    }
+
+    /// The first of `sources`, in order, that `name_from` fills (§5: "the first non-empty
+    /// field wins").
+    pub fn name_from_sources(&self, sources: &[NameSource]) -> Option<&str> {
+        sources.iter().find_map(|&source| self.name_from(source))
+    }
+
     /// True when the field `scheme` names equals `name` (ignoring case; IP addresses compare
     /// as addresses, so `::1` equals `0:0::1`). Always false for `ThumbprintMatch`, which
     /// checks no field (see `thumbprint_in`).

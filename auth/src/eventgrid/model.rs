@@ -54,6 +54,11 @@ pub struct Namespace {
     /// Registered clients (certificate / username authentication).
     #[serde(default)]
     pub clients: Vec<ClientDef>,
+    /// Azure's `alternativeAuthenticationNameSources` (§5): where a client certificate's
+    /// authentication name comes from when the CONNECT Username is empty, tried in order.
+    /// Empty (the default) = certificate clients must send the name as Username.
+    #[serde(default)]
+    pub alternative_authentication_name_sources: Vec<NameSource>,
     #[serde(default)]
     pub client_groups: Vec<ClientGroup>,
     #[serde(default)]
@@ -284,6 +289,55 @@ impl fmt::Display for ValidationScheme {
     }
 }
 
+/// A certificate field the authentication name may be taken from (Azure
+/// `alternativeAuthenticationNameSources` entries, §5), spelled as ARM spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum NameSource {
+    /// The subject's common name (CN), not the whole DN (see `cert::CertInfo::name_from`).
+    ClientCertificateSubject,
+    /// The first DNS subject alternative name.
+    ClientCertificateDns,
+    /// The first URI subject alternative name.
+    ClientCertificateUri,
+    /// The first IP address subject alternative name, as `std::net` prints it.
+    ClientCertificateIp,
+    /// The first e-mail (rfc822Name) subject alternative name.
+    ClientCertificateEmail,
+}
+
+impl NameSource {
+    /// The ARM spelling, as written in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NameSource::ClientCertificateSubject => "ClientCertificateSubject",
+            NameSource::ClientCertificateDns => "ClientCertificateDns",
+            NameSource::ClientCertificateUri => "ClientCertificateUri",
+            NameSource::ClientCertificateIp => "ClientCertificateIp",
+            NameSource::ClientCertificateEmail => "ClientCertificateEmail",
+        }
+    }
+}
+
+impl fmt::Display for NameSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Each source may be listed once: a repeat could never be reached with a different outcome,
+/// so it is most likely a typo for another source.
+fn validate_name_sources(sources: &[NameSource]) -> Result<(), ConfigError> {
+    for (i, source) in sources.iter().enumerate() {
+        if sources[..i].contains(source) {
+            return err(
+                format!("alternative_authentication_name_sources[{i}]"),
+                format!("{source} is listed twice"),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// A configured thumbprint in canonical form: 64 lowercase hex digits, ':' separators and
 /// surrounding blanks removed (tools print them as `AB:CD:..` or `abcd..`). `None` when it is
 /// not a SHA-256 thumbprint (a 40-digit SHA-1 one included: Event Grid pins SHA-256).
@@ -479,6 +533,7 @@ impl Namespace {
         if self.throughput_units == 0 {
             return err("throughput_units", "must be at least 1");
         }
+        validate_name_sources(&self.alternative_authentication_name_sources)?;
         self.validate_auth()?;
         self.validate_clients()?;
         self.validate_groups()?;

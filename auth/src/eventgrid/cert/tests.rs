@@ -1,9 +1,10 @@
 //! Tests for certificate parsing and the certificate authentication decision, with certificates
 //! made by the openssl command line at test time (skipped when it is missing), plus the
-//! `validation_scheme` / `allowed_thumbprints` configuration rules.
+//! `validation_scheme` / `allowed_thumbprints` / `alternative_authentication_name_sources`
+//! configuration rules.
 
 use super::*;
-use crate::eventgrid::model::{ConfigError, Namespace};
+use crate::eventgrid::model::{ConfigError, NameSource, Namespace};
 use crate::eventgrid::policy::AuthKind;
 use crate::testkeys::{
     ca_signed_cert, openssl_sha256_fingerprint, require_openssl, self_signed_cert,
@@ -424,6 +425,7 @@ fn every_refusal_is_not_authorized() {
         CertError::ThumbprintMismatch,
         CertError::ChainNotVerified(ValidationScheme::UriMatchesAuthenticationName),
         CertError::OutsideValidity,
+        CertError::NoNameInCertificate,
     ];
     for e in all {
         assert_eq!(e.reason(), 0x87, "{e}");
@@ -531,4 +533,445 @@ fn normalizes_thumbprints() {
     assert_eq!(normalize_thumbprint(""), None);
     assert_eq!(normalize_thumbprint(&"a".repeat(63)), None);
     assert_eq!(normalize_thumbprint(&"a".repeat(65)), None);
+}
+
+// ---- alternative authentication name sources (no Username) ----
+
+const ALL_SOURCES: [NameSource; 5] = [
+    NameSource::ClientCertificateSubject,
+    NameSource::ClientCertificateDns,
+    NameSource::ClientCertificateUri,
+    NameSource::ClientCertificateIp,
+    NameSource::ClientCertificateEmail,
+];
+
+/// Authenticates with no Username, the name taken from `cert` through `sources`.
+fn auth_by_sources(
+    ns: &CompiledNamespace,
+    sources: &[NameSource],
+    cert: &[u8],
+) -> Result<String, CertError> {
+    authenticate_certificate_with_sources(
+        ns,
+        sources,
+        None,
+        &[cert.to_vec()],
+        ChainTrust::CaVerified,
+    )
+    .map(|id| id.authentication_name)
+}
+
+/// A `CertInfo` with nothing filled, for the field-picking rules without openssl.
+fn blank_info() -> CertInfo {
+    CertInfo {
+        subject_cn: None,
+        subject: String::new(),
+        dns: Vec::new(),
+        uris: Vec::new(),
+        ips: Vec::new(),
+        emails: Vec::new(),
+        sha256_hex: String::new(),
+        not_before: 0,
+        not_after: 0,
+    }
+}
+
+#[test]
+fn each_name_source_picks_its_own_field() {
+    if !require_openssl("each_name_source_picks_its_own_field") {
+        return;
+    }
+    let der = device_cert();
+    let info = parse_certificate(&der).expect("parses");
+    // The SAN sources take the first value of their type (the cert has two IPs).
+    let expected = [
+        (
+            NameSource::ClientCertificateSubject,
+            "dev-1",
+            "SubjectMatchesAuthenticationName",
+        ),
+        (
+            NameSource::ClientCertificateDns,
+            "dev-1.example.com",
+            "DnsMatchesAuthenticationName",
+        ),
+        (
+            NameSource::ClientCertificateUri,
+            "urn:dev:1",
+            "UriMatchesAuthenticationName",
+        ),
+        (
+            NameSource::ClientCertificateIp,
+            "10.0.0.7",
+            "IpMatchesAuthenticationName",
+        ),
+        (
+            NameSource::ClientCertificateEmail,
+            "dev1@example.com",
+            "EmailMatchesAuthenticationName",
+        ),
+    ];
+    for (source, name, scheme) in expected {
+        assert_eq!(info.name_from(source), Some(name), "{source}");
+        // Registered in another case: the lookup ignores case, the identity keeps the
+        // configured spelling.
+        let registered = name.to_uppercase();
+        let ns = namespace(json!([
+            client(&registered, scheme),
+            client("decoy", "SubjectMatchesAuthenticationName"),
+        ]));
+        assert_eq!(
+            auth_by_sources(&ns, &[source], &der),
+            Ok(registered),
+            "{source}"
+        );
+    }
+}
+
+#[test]
+fn the_subject_source_is_the_common_name_not_the_whole_dn() {
+    if !require_openssl("the_subject_source_is_the_common_name_not_the_whole_dn") {
+        return;
+    }
+    let der = device_cert();
+    let info = parse_certificate(&der).expect("parses");
+    let ns = namespace(json!([{ "authentication_name": info.subject }]));
+    assert_eq!(
+        auth_by_sources(&ns, &[NameSource::ClientCertificateSubject], &der),
+        Err(CertError::UnknownClient),
+        "a client named after the full DN is not what the subject source finds"
+    );
+}
+
+#[test]
+fn the_first_filled_source_wins_in_the_configured_order() {
+    if !require_openssl("the_first_filled_source_wins_in_the_configured_order") {
+        return;
+    }
+    // CN and a DNS SAN only: URI, IP and e-mail are empty and are skipped.
+    let der = ca_signed_cert("/O=Contoso/CN=gw-7", Some("DNS:gw-7.example.com")).expect("cert");
+    let ns = namespace(json!([
+        client("gw-7", "SubjectMatchesAuthenticationName"),
+        client("gw-7.example.com", "DnsMatchesAuthenticationName"),
+    ]));
+    use NameSource::*;
+    let cases: [(&[NameSource], &str); 4] = [
+        (&[ClientCertificateSubject, ClientCertificateDns], "gw-7"),
+        (
+            &[ClientCertificateDns, ClientCertificateSubject],
+            "gw-7.example.com",
+        ),
+        (
+            &[
+                ClientCertificateUri,
+                ClientCertificateEmail,
+                ClientCertificateIp,
+                ClientCertificateDns,
+            ],
+            "gw-7.example.com",
+        ),
+        (&[ClientCertificateEmail, ClientCertificateSubject], "gw-7"),
+    ];
+    for (sources, name) in cases {
+        assert_eq!(
+            auth_by_sources(&ns, sources, &der),
+            Ok(name.to_owned()),
+            "{sources:?}"
+        );
+        assert_eq!(
+            certificate_authentication_name(sources, None, std::slice::from_ref(&der)).as_deref(),
+            Ok(name),
+            "{sources:?}"
+        );
+    }
+}
+
+#[test]
+fn empty_fields_do_not_count_as_filled() {
+    let mut info = blank_info();
+    info.subject_cn = Some(String::new());
+    info.dns = vec![String::new(), "second.example.com".to_owned()];
+    info.uris = vec![String::new()];
+    assert_eq!(info.name_from(NameSource::ClientCertificateSubject), None);
+    assert_eq!(info.name_from(NameSource::ClientCertificateUri), None);
+    assert_eq!(
+        info.name_from(NameSource::ClientCertificateDns),
+        Some("second.example.com")
+    );
+    assert_eq!(
+        info.name_from_sources(&[
+            NameSource::ClientCertificateSubject,
+            NameSource::ClientCertificateUri,
+            NameSource::ClientCertificateDns,
+        ]),
+        Some("second.example.com")
+    );
+    assert_eq!(blank_info().name_from_sources(&ALL_SOURCES), None);
+    assert_eq!(info.name_from_sources(&[]), None);
+}
+
+#[test]
+fn refuses_a_certificate_that_fills_no_source() {
+    if !require_openssl("refuses_a_certificate_that_fills_no_source") {
+        return;
+    }
+    // No CN, no SAN at all.
+    let bare = ca_signed_cert("/O=Contoso/OU=Devices", None).expect("cert");
+    let ns = namespace(json!([{ "authentication_name": "Contoso" }]));
+    assert_eq!(
+        auth_by_sources(&ns, &ALL_SOURCES, &bare),
+        Err(CertError::NoNameInCertificate)
+    );
+    // A CN but only SAN sources configured.
+    let cn_only = ca_signed_cert("/CN=dev-1", None).expect("cert");
+    let ns = namespace(json!([{ "authentication_name": "dev-1" }]));
+    assert_eq!(
+        auth_by_sources(&ns, &ALL_SOURCES[1..], &cn_only),
+        Err(CertError::NoNameInCertificate)
+    );
+    assert_eq!(
+        certificate_authentication_name(
+            &ALL_SOURCES[1..],
+            Some(""),
+            std::slice::from_ref(&cn_only)
+        ),
+        Err(CertError::NoNameInCertificate)
+    );
+    // No sources configured: the Username was needed.
+    assert_eq!(
+        auth_by_sources(&ns, &[], &cn_only),
+        Err(CertError::NoUsername)
+    );
+    assert_eq!(
+        certificate_authentication_name(&[], None, &[cn_only]),
+        Err(CertError::NoUsername)
+    );
+}
+
+#[test]
+fn without_username_a_missing_or_malformed_certificate_is_refused() {
+    let ns = namespace(json!([{ "authentication_name": "dev-1" }]));
+    for chain in [Vec::new(), vec![b"not a certificate".to_vec()]] {
+        let expected = if chain.is_empty() {
+            CertError::NoCertificate
+        } else {
+            CertError::Malformed
+        };
+        assert_eq!(
+            authenticate_certificate_with_sources(
+                &ns,
+                &ALL_SOURCES,
+                None,
+                &chain,
+                ChainTrust::CaVerified
+            ),
+            Err(expected)
+        );
+        assert_eq!(
+            certificate_authentication_name(&ALL_SOURCES, None, &chain),
+            Err(expected)
+        );
+    }
+}
+
+#[test]
+fn a_username_makes_the_sources_irrelevant() {
+    if !require_openssl("a_username_makes_the_sources_irrelevant") {
+        return;
+    }
+    let der = device_cert();
+    let ns = namespace(json!([
+        client("dev-1", "SubjectMatchesAuthenticationName"),
+        client("dev-1.example.com", "DnsMatchesAuthenticationName"),
+    ]));
+    let sources = [NameSource::ClientCertificateSubject];
+    let with = |username: Option<&str>| {
+        authenticate_certificate_with_sources(
+            &ns,
+            &sources,
+            username,
+            std::slice::from_ref(&der),
+            ChainTrust::CaVerified,
+        )
+        .map(|id| id.authentication_name)
+    };
+    assert_eq!(
+        with(Some("dev-1.example.com")),
+        Ok("dev-1.example.com".to_owned())
+    );
+    // An unknown Username is refused rather than replaced by the certificate's CN.
+    assert_eq!(with(Some("nobody")), Err(CertError::UnknownClient));
+    // An empty Username is no Username: the sources apply.
+    assert_eq!(with(Some("")), Ok("dev-1".to_owned()));
+    assert_eq!(with(None), Ok("dev-1".to_owned()));
+    assert_eq!(
+        certificate_authentication_name(&sources, Some("nobody"), &[]),
+        Ok(Cow::Borrowed("nobody"))
+    );
+}
+
+#[test]
+fn a_name_from_the_certificate_must_name_an_enabled_registered_client() {
+    if !require_openssl("a_name_from_the_certificate_must_name_an_enabled_registered_client") {
+        return;
+    }
+    let der = device_cert();
+    let sources = [NameSource::ClientCertificateSubject];
+    let ns = namespace(json!([client("dev-2", "SubjectMatchesAuthenticationName")]));
+    assert_eq!(
+        auth_by_sources(&ns, &sources, &der),
+        Err(CertError::UnknownClient)
+    );
+    let ns = namespace(json!([{ "authentication_name": "dev-1", "state": "Disabled" }]));
+    assert_eq!(
+        auth_by_sources(&ns, &sources, &der),
+        Err(CertError::UnknownClient)
+    );
+}
+
+#[test]
+fn the_clients_validation_scheme_still_applies_to_a_name_from_the_certificate() {
+    if !require_openssl(
+        "the_clients_validation_scheme_still_applies_to_a_name_from_the_certificate",
+    ) {
+        return;
+    }
+    let der = device_cert();
+    // Found through the DNS SAN, but the client wants its name in the CN (which is "dev-1").
+    let ns = namespace(json!([client(
+        "dev-1.example.com",
+        "SubjectMatchesAuthenticationName"
+    )]));
+    assert_eq!(
+        auth_by_sources(&ns, &[NameSource::ClientCertificateDns], &der),
+        Err(CertError::NameMismatch(
+            ValidationScheme::SubjectMatchesAuthenticationName
+        ))
+    );
+    // Found through the CN, but the client wants a URI SAN equal to it, and none is.
+    let ns = namespace(json!([client("dev-1", "UriMatchesAuthenticationName")]));
+    assert_eq!(
+        auth_by_sources(&ns, &[NameSource::ClientCertificateSubject], &der),
+        Err(CertError::NameMismatch(
+            ValidationScheme::UriMatchesAuthenticationName
+        ))
+    );
+}
+
+#[test]
+fn a_thumbprint_client_named_by_its_certificate_still_needs_the_pin() {
+    if !require_openssl("a_thumbprint_client_named_by_its_certificate_still_needs_the_pin") {
+        return;
+    }
+    let der = self_signed_cert("/CN=machine-7").expect("self-signed cert");
+    let other = self_signed_cert("/CN=machine-7").expect("self-signed cert");
+    let print = parse_certificate(&der).expect("parses").sha256_hex;
+    let ns = namespace(json!([{
+        "authentication_name": "machine-7",
+        "validation_scheme": "ThumbprintMatch",
+        "allowed_thumbprints": [print],
+    }]));
+    let sources = [NameSource::ClientCertificateSubject];
+    let unverified = |cert: &[u8]| {
+        authenticate_certificate_with_sources(
+            &ns,
+            &sources,
+            None,
+            &[cert.to_vec()],
+            ChainTrust::Unverified { now: now() },
+        )
+        .map(|id| id.authentication_name)
+    };
+    assert_eq!(unverified(&der), Ok("machine-7".to_owned()));
+    // Same CN, different key: the name is found, the pin is not.
+    assert_eq!(unverified(&other), Err(CertError::ThumbprintMismatch));
+    // And a self-signed certificate cannot name a CA-scheme client through its CN either.
+    let ns = namespace(json!([{ "authentication_name": "machine-7" }]));
+    assert_eq!(
+        authenticate_certificate_with_sources(
+            &ns,
+            &sources,
+            None,
+            &[der],
+            ChainTrust::Unverified { now: now() },
+        ),
+        Err(CertError::ChainNotVerified(
+            ValidationScheme::SubjectMatchesAuthenticationName
+        ))
+    );
+}
+
+#[test]
+fn the_old_entry_points_still_require_a_username() {
+    if !require_openssl("the_old_entry_points_still_require_a_username") {
+        return;
+    }
+    let der = device_cert();
+    let ns = namespace(json!([{ "authentication_name": "dev-1" }]));
+    assert_eq!(
+        authenticate_certificate(&ns, None, std::slice::from_ref(&der)),
+        Err(CertError::NoUsername)
+    );
+    assert!(authenticate_certificate(&ns, Some("dev-1"), &[der]).is_ok());
+}
+
+// ---- configuration: alternative_authentication_name_sources ----
+
+fn with_sources(sources: serde_json::Value) -> Result<Namespace, serde_json::Error> {
+    serde_json::from_value(json!({ "alternative_authentication_name_sources": sources }))
+}
+
+#[test]
+fn name_sources_default_to_none() {
+    let ns: Namespace = serde_json::from_value(json!({})).expect("parses");
+    assert!(ns.alternative_authentication_name_sources.is_empty());
+    assert!(ns.validate().is_ok());
+}
+
+#[test]
+fn reads_every_name_source_in_arm_spelling_and_keeps_the_order() {
+    let spelled: Vec<&str> = ALL_SOURCES.iter().rev().map(|s| s.as_str()).collect();
+    assert_eq!(
+        spelled,
+        [
+            "ClientCertificateEmail",
+            "ClientCertificateIp",
+            "ClientCertificateUri",
+            "ClientCertificateDns",
+            "ClientCertificateSubject",
+        ]
+    );
+    let ns = with_sources(json!(spelled)).expect("parses");
+    let reversed: Vec<NameSource> = ALL_SOURCES.iter().rev().copied().collect();
+    assert_eq!(ns.alternative_authentication_name_sources, reversed);
+    assert!(ns.validate().is_ok());
+    assert_eq!(
+        NameSource::ClientCertificateDns.to_string(),
+        "ClientCertificateDns"
+    );
+}
+
+#[test]
+fn refuses_unknown_name_source_spellings() {
+    for bad in [
+        "ClientCertificateSubjectDn",
+        "clientcertificatedns",
+        "Dns",
+        "",
+    ] {
+        assert!(with_sources(json!([bad])).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn refuses_a_name_source_listed_twice() {
+    let ns = with_sources(json!([
+        "ClientCertificateDns",
+        "ClientCertificateSubject",
+        "ClientCertificateDns"
+    ]))
+    .expect("parses");
+    let e = ns.validate().expect_err("duplicate refused");
+    assert_eq!(e.item, "alternative_authentication_name_sources[2]");
+    assert!(e.reason.contains("ClientCertificateDns"), "{e}");
 }
