@@ -62,6 +62,9 @@ pub const RETAINED_MESSAGES_PER_TU: usize = 10_000;
 pub const RETAINED_BYTES_PER_TU: usize = 640 * 1024 * 1024;
 /// v3.1.1 retained messages expire after 365 days [doc].
 pub const V311_RETAINED_TTL_MS: u64 = 365 * 24 * 3600 * 1000;
+/// Sessions (online and offline) per throughput unit, and subscriptions per namespace [doc].
+pub const SESSIONS_PER_TU: usize = 10_000;
+pub const MAX_NAMESPACE_SUBSCRIPTIONS: i64 = 1_000_000;
 
 /// One namespace as configured, with its key files already read (by the binary).
 #[derive(Clone)]
@@ -83,6 +86,10 @@ pub struct NsAuth {
     pub custom: Option<CustomJwtVerifier>,
     pub audiences: Vec<String>,
     pub webhook: Option<WebhookCfg>,
+    /// `custom_jwt.allow_v311_password`.
+    pub custom_v311: bool,
+    /// Where a certificate client's authentication name comes from without a Username (§5).
+    pub name_sources: Vec<hubmq_auth::eventgrid::model::NameSource>,
 }
 
 impl NsAuth {
@@ -101,6 +108,12 @@ impl NsAuth {
                 .map(|c| CustomJwtVerifier::new(c, s.custom_keys.clone())),
             audiences: s.audiences.clone(),
             webhook: s.model.webhook.clone(),
+            custom_v311: s
+                .model
+                .custom_jwt
+                .as_ref()
+                .is_some_and(|c| c.allow_v311_password),
+            name_sources: s.model.alternative_authentication_name_sources.clone(),
         })
     }
 }
@@ -140,6 +153,9 @@ pub struct EgNamespace {
     pub online_limits: Limits,
     pub retain: bool,
     max_sessions_per_name: u32,
+    max_sessions: usize,
+    /// Subscriptions held in the namespace by every worker's sessions (quota 1,000,000).
+    subscriptions: std::sync::atomic::AtomicI64,
     /// Bit `w` set while worker `w` holds a wildcard subscription in this namespace.
     wild: AtomicU64,
     sessions: Mutex<SessionTable>,
@@ -233,6 +249,8 @@ impl EgNamespace {
             online_limits,
             retain: s.model.retain,
             max_sessions_per_name: s.model.max_client_sessions_per_authentication_name,
+            max_sessions: SESSIONS_PER_TU * s.model.throughput_units as usize,
+            subscriptions: std::sync::atomic::AtomicI64::new(0),
             wild: AtomicU64::new(0),
             sessions: Mutex::new(SessionTable::default()),
             retained: Mutex::new(RetainStore::default()),
@@ -332,6 +350,9 @@ impl EgNamespace {
                 Ok(())
             }
             None => {
+                if t.owner.len() >= self.max_sessions {
+                    return Err(ReasonCode::QuotaExceeded);
+                }
                 let held = t.per_name.get(&key).copied().unwrap_or(0);
                 if held >= self.max_sessions_per_name {
                     return Err(ReasonCode::QuotaExceeded);
@@ -425,6 +446,17 @@ impl EgNamespace {
             subscribes: TokenBucket::new(u64::from(q.session_subscribes_per_second), now_ms),
             overdraft: TokenBucket::new(publishes, now_ms),
         }
+    }
+
+    /// Adds `delta` to the namespace's subscription count (subscribe, unsubscribe, session end).
+    pub fn count_subscriptions(&self, delta: i64) {
+        self.subscriptions.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// Whether the namespace holds its quota of subscriptions (checked before a new one; the
+    /// count is shared by all workers, so concurrent SUBSCRIBEs may pass it by a few).
+    pub fn subscriptions_full(&self) -> bool {
+        self.subscriptions.load(Ordering::Relaxed) >= MAX_NAMESPACE_SUBSCRIPTIONS
     }
 
     #[inline]

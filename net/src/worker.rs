@@ -301,6 +301,12 @@ impl Worker {
         g
     }
 
+    /// The Event Grid namespace session `idx` lives in, if any.
+    fn eg_of_session(&self, idx: SessionIdx) -> Option<&Arc<crate::eventgrid::EgNamespace>> {
+        let hub = self.with_slot(idx, |s| s.key.0)?;
+        self.eg(hub)
+    }
+
     pub fn with_slot<R>(&self, idx: SessionIdx, f: impl FnOnce(&mut Slot) -> R) -> Option<R> {
         let mut st = self.st.borrow_mut();
         st.slots.get_mut(idx.0 as usize)?.as_mut().map(f)
@@ -473,9 +479,9 @@ impl Worker {
             .with_slot(idx, |s| {
                 let spec = s.will.take()?;
                 // Event Grid: Publisher permission on the will topic when the will fires.
-                let eg_allowed = s.eg.as_ref().map(|r| {
-                    hubmq_auth::eventgrid::check_publish(&r.perms, &spec.will.topic)
-                });
+                let eg_allowed =
+                    s.eg.as_ref()
+                        .map(|r| hubmq_auth::eventgrid::check_publish(&r.perms, &spec.will.topic));
                 Some((spec, s.key.0, s.session.serial, s.perms.clone(), eg_allowed))
             })
             .flatten()
@@ -525,6 +531,9 @@ impl Worker {
         };
         for gid in slot.session.subs.keys() {
             self.unsubscribe_id(idx, *gid);
+        }
+        if let Some(ns) = self.eg(slot.key.0) {
+            ns.count_subscriptions(-(slot.session.subs.len() as i64));
         }
         if release {
             self.registry().release_session(&slot.key, self.id);
@@ -583,6 +592,11 @@ impl Worker {
             return false;
         };
         let new = slot.session.subs.insert(g.id, opts).is_none();
+        if new {
+            if let Some(ns) = self.eg(g.hub) {
+                ns.count_subscriptions(1);
+            }
+        }
         let lg = st.groups.entry(g.id).or_insert_with(|| LocalGroup {
             shared: g.clone(),
             members: Vec::new(),
@@ -609,6 +623,11 @@ impl Worker {
         let existed = self
             .with_slot(idx, |s| s.session.subs.remove(&g).is_some())
             .unwrap_or(false);
+        if existed {
+            if let Some(ns) = self.eg_of_session(idx) {
+                ns.count_subscriptions(-1);
+            }
+        }
         self.unsubscribe_id(idx, g);
         existed
     }

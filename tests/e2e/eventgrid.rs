@@ -197,12 +197,33 @@ fn broker_with(extra_listeners: &str) -> Broker {
 
 /// [`broker_with`] with `quotas` as the body of the namespace's `quotas` table.
 fn broker_full(extra_listeners: &str, quotas: &str) -> Broker {
-    broker_cfg(extra_listeners, quotas, "")
+    broker_cfg(Tweaks {
+        listeners: extra_listeners,
+        quotas,
+        ..Tweaks::default()
+    })
+}
+
+/// Additions to the test broker's configuration.
+#[derive(Default)]
+struct Tweaks<'a> {
+    /// More `[[listeners]]` (TOML).
+    listeners: &'a str,
+    /// The body of the namespace's `quotas` table.
+    quotas: &'a str,
+    /// More keys of the namespace table itself.
+    ns_keys: &'a str,
+    /// More keys of its `custom_jwt` table.
+    custom_keys: &'a str,
+    /// Whole tables appended to the namespace's configuration.
+    tables: &'a str,
 }
 
 /// The most general form: `ns_tables` (whole TOML tables) appended to the namespace config.
-fn broker_cfg(extra_listeners: &str, quotas: &str, ns_tables: &str) -> Broker {
+fn broker_cfg(t: Tweaks<'_>) -> Broker {
     let k = keys();
+    let (extra_listeners, quotas, ns_keys, custom_keys, ns_tables) =
+        (t.listeners, t.quotas, t.ns_keys, t.custom_keys, t.tables);
     let extra = format!(
         r#"
 {extra_listeners}
@@ -220,6 +241,7 @@ namespace = "{NS}"
 [eventgrid.namespaces.{NS}]
 hostnames = ["{HOST}"]
 max_client_sessions_per_authentication_name = {QUOTA}
+{ns_keys}
 
 [eventgrid.namespaces.{NS}.quotas]
 {quotas}
@@ -233,6 +255,7 @@ skew_secs = 0
 issuer = "{ISSUER}"
 public_key_files = ["{pem}"]
 skew_secs = 0
+{custom_keys}
 
 [[eventgrid.namespaces.{NS}.clients]]
 authentication_name = "device-1"
@@ -1094,13 +1117,39 @@ fn registered_clients_authenticate_with_a_certificate_and_their_username() {
         return;
     };
     // Optional client certificates: JWT clients need none, certificate clients bring one.
-    let b = broker_with(&format!(
+    let listeners = format!(
         "[[listeners]]\nkind = \"tls\"\nbind = \"127.0.0.1:0\"\nnamespace = \"{NS}\"\n\
          cert = \"{d}/server.pem\"\nkey = \"{d}/server.key\"\nclient_ca = \"{d}/ca.pem\"\n\
          client_auth = \"optional\"\n",
         d = dir.display()
-    ));
+    );
+    // Without a Username the name comes from the certificate's subject CN (§5).
+    let b = broker_cfg(Tweaks {
+        listeners: &listeners,
+        quotas: RELAXED_QUOTAS,
+        ns_keys: "alternative_authentication_name_sources = [\"ClientCertificateSubject\"]",
+        ..Tweaks::default()
+    });
     let addr = eg_addr(&b, "tls");
+    let r = paho_cert(
+        &dir,
+        addr,
+        &[
+            "pub",
+            "--protocol",
+            "5",
+            "--client-id",
+            "cert-no-user",
+            "--topic",
+            "fleet/device-1",
+            "--qos",
+            "1",
+            "--message",
+            "m",
+        ],
+        true,
+    );
+    assert_eq!(codes(&r["acks"]), vec![0], "name from the subject CN: {r}");
     for protocol in ["4", "5"] {
         // The certificate's subject CN is device-1, a registered sensor: it may publish to the
         // fleet (binding sensors-pub) on either protocol version.
@@ -1464,14 +1513,15 @@ impl Webhook {
 #[test]
 fn webhook_authentication_allows_denies_and_fails_closed() {
     let hook = Webhook::start();
-    let b = broker_cfg(
-        "",
-        RELAXED_QUOTAS,
-        &format!(
-            "[eventgrid.namespaces.{NS}.webhook]\nurl = \"http://{}/auth\"\nbearer_token = \"hook-token\"\ntimeout_ms = 500\n",
-            hook.addr
-        ),
+    let tables = format!(
+        "[eventgrid.namespaces.{NS}.webhook]\nurl = \"http://{}/auth\"\nbearer_token = \"hook-token\"\ntimeout_ms = 500\n",
+        hook.addr
     );
+    let b = broker_cfg(Tweaks {
+        quotas: RELAXED_QUOTAS,
+        tables: &tables,
+        ..Tweaks::default()
+    });
     let with_user = |version: u8, id: &str, user: &str| {
         let mut c = wire::Connect::new(version, id);
         c.username = Some(user.to_owned());
@@ -1634,4 +1684,65 @@ fn wills_are_published_only_with_publisher_permission_on_their_topic() {
         next_message(&mut watcher),
         ("fleet/s-will/gone".into(), "will of will-sensor".into())
     );
+}
+
+#[test]
+fn v311_custom_jwt_in_the_password_is_an_opt_in_extension() {
+    let token = custom("legacy", json!({}));
+    let v311 = |id: &str| {
+        let mut c = wire::Connect::v4(id);
+        c.username = Some("legacy".into());
+        c.password = Some(token.clone());
+        c
+    };
+    // Off by default: a v3.1.1 client has no way to carry a JWT (§4).
+    let b = broker();
+    let (mut raw, ack) = try_connect(&b, &v311("legacy-off"));
+    assert_eq!(ack.code, 0x05, "{ack:?}");
+    raw.expect_closed();
+    drop(b);
+
+    let b = broker_cfg(Tweaks {
+        quotas: RELAXED_QUOTAS,
+        custom_keys: "allow_v311_password = true",
+        ..Tweaks::default()
+    });
+    let (mut raw, ack) = try_connect(&b, &v311("legacy-on"));
+    assert_eq!(ack.code, 0, "{ack:?}");
+    // Its own topics, by template: v3.1.1 PUBACK and delivery to itself.
+    raw.send(&wire::subscribe(V4, 1, &[("devices/legacy/#", 1)]));
+    assert_eq!(wire::suback_codes(V4, &raw.read_packet()), vec![1]);
+    raw.send(&wire::publish(
+        V4,
+        "devices/legacy/t",
+        b"old",
+        1,
+        false,
+        2,
+        &[],
+    ));
+    let mut got_ack = false;
+    let mut got_msg = false;
+    while !(got_ack && got_msg) {
+        let p = raw.read_packet_skip_ping();
+        match p[0] & 0xF0 {
+            0x40 => got_ack = true,
+            0x30 => {
+                let m = wire::publish_of(V4, &p);
+                assert_eq!(
+                    (m.topic.as_str(), &m.payload[..]),
+                    ("devices/legacy/t", &b"old"[..])
+                );
+                raw.send(&wire::puback(m.pkid));
+                got_msg = true;
+            }
+            _ => panic!("unexpected {}", crate::harness::hex(&p)),
+        }
+    }
+    // A token that fails verification is refused with the v3.1.1 code.
+    let mut bad = v311("legacy-bad");
+    bad.password = Some(entra(ALL_OID, 600));
+    let (mut raw, ack) = try_connect(&b, &bad);
+    assert_eq!(ack.code, 0x05, "{ack:?}");
+    raw.expect_closed();
 }

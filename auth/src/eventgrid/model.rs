@@ -195,6 +195,10 @@ pub struct CustomJwtCfg {
     pub jwks_file: Option<String>,
     #[serde(default = "default_skew")]
     pub skew_secs: u64,
+    /// Accept v3.1.1 clients that put the token in the CONNECT Password (no Authentication
+    /// Method exists there) [hubmq extension, off by default: §4].
+    #[serde(default)]
+    pub allow_v311_password: bool,
 }
 
 /// A client attribute value: string, integer or array of strings [doc].

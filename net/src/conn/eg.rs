@@ -145,10 +145,13 @@ impl Reader {
                     "no credentials: send a JWT (authentication method) or a client certificate",
                 ));
             }
-            return match hubmq_auth::eventgrid::cert::authenticate_certificate(
-                &ns.auth().policy,
+            let auth = ns.auth();
+            return match hubmq_auth::eventgrid::cert::authenticate_certificate_with_sources(
+                &auth.policy,
+                &auth.name_sources,
                 username,
                 &certs,
+                hubmq_auth::eventgrid::cert::ChainTrust::CaVerified,
             ) {
                 Ok(identity) => Ok(Verified {
                     identity,
@@ -213,10 +216,26 @@ impl Reader {
         }
     }
 
+    /// v3.1.1 with a Password, no registered certificate, and the namespace's
+    /// `custom_jwt.allow_v311_password` on: the Password is a CUSTOM-JWT token.
+    fn v311_password_jwt(&self, ns: &EgNamespace, c: &Connect) -> bool {
+        c.password.is_some()
+            && !self.certificate_settles(ns, c.username.as_deref())
+            && ns.auth().custom_v311
+    }
+
     /// Does a client certificate plus Username settle this CONNECT (a registered client)?
     fn certificate_settles(&self, ns: &EgNamespace, username: Option<&str>) -> bool {
-        !self.client_certs.is_empty()
-            && username.is_some_and(|u| ns.auth().policy.registered_client(u).is_some())
+        if self.client_certs.is_empty() {
+            return false;
+        }
+        let auth = ns.auth();
+        hubmq_auth::eventgrid::cert::certificate_authentication_name(
+            &auth.name_sources,
+            username,
+            &self.client_certs,
+        )
+        .is_ok_and(|n| auth.policy.registered_client(&n).is_some())
     }
 
     /// Custom webhook authentication (§5): the CONNECT's credentials go to the namespace's
@@ -349,8 +368,13 @@ impl Reader {
             );
         }
         // Enhanced auth and the will are this mode's business; the rest is common MQTT.
-        let method = c.props.auth_method.take();
-        let data = c.props.auth_data.take();
+        let mut method = c.props.auth_method.take();
+        let mut data = c.props.auth_data.take();
+        if !v5 && self.v311_password_jwt(&ns, &c) {
+            // The optional v3.1.1 extension (§4): the Password carries a CUSTOM-JWT token.
+            method = Some(CUSTOM_JWT_METHOD.to_owned());
+            data = c.password.clone();
+        }
         let will = c.will.take();
         let mut n = match negotiate(&c, &ns.limits, || assign_client_id(&w)) {
             Ok(n) => n,
@@ -749,7 +773,7 @@ impl Reader {
                 let exists = w
                     .with_slot(idx, |s| s.session.subs.contains_key(&g.id))
                     .unwrap_or(false);
-                if !exists && held >= MAX_SUBSCRIPTIONS_PER_SESSION {
+                if !exists && (held >= MAX_SUBSCRIPTIONS_PER_SESSION || ns.subscriptions_full()) {
                     Err(ReasonCode::QuotaExceeded)
                 } else {
                     // Maximum QoS is 1: a request for 2 is granted as 1 [MQTT-3.9.3].

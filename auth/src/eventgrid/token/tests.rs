@@ -68,6 +68,7 @@ pub(crate) fn custom_verifier() -> CustomJwtVerifier {
         public_key_files: vec!["unused.pem".to_owned()],
         jwks_file: None,
         skew_secs: 300,
+        allow_v311_password: false,
     };
     CustomJwtVerifier::new(&cfg, ring(rsa()))
 }
@@ -472,6 +473,7 @@ fn custom_jwt_refuses_hmac_even_with_a_shared_secret_ring() {
         public_key_files: Vec::new(),
         jwks_file: Some("k".into()),
         skew_secs: 300,
+        allow_v311_password: false,
     };
     let verifier = CustomJwtVerifier::new(&cfg, keys);
     let token = crate::sign_hs256(&custom_claims("s"), "secret");
