@@ -7,12 +7,15 @@
 mod codec;
 mod conn;
 mod connect;
+mod egfanout;
 mod jwt;
 mod load;
 mod procstat;
 mod report;
+mod rs256;
 mod trie;
 mod url;
+mod v5;
 mod ws;
 
 use clap::{Args, Parser, Subcommand};
@@ -44,6 +47,8 @@ enum Cmd {
     Report(ReportArgs),
     /// Time in-process topic-trie lookups (Event Grid wildcard routing); no broker needed.
     Trie(trie::TrieArgs),
+    /// MQTT 5 wildcard fan-out (`fleet/+/status`, `fleet/#`); CUSTOM-JWT with --eg-key (Event Grid mode).
+    Egfanout(egfanout::EgFanoutArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -165,6 +170,7 @@ fn main() -> ExitCode {
         Cmd::Fanout(a) => with_runtime(a.common.clone(), |c| Box::pin(fanout(c, a))),
         Cmd::Pairs(a) => with_runtime(a.common.clone(), |c| Box::pin(pairs(c, a))),
         Cmd::Connect(a) => with_runtime(a.common.clone(), |c| Box::pin(connect_storm(c, a))),
+        Cmd::Egfanout(a) => with_runtime(a.common.clone(), |c| Box::pin(egfanout::run(c, a))),
     }
 }
 
