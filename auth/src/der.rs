@@ -118,6 +118,23 @@ pub(crate) fn positive_integer(contents: &[u8]) -> Result<&[u8], DerError> {
     }
 }
 
+/// Encodes one TLV with a minimal definite length (short form below 128 bytes).
+pub(crate) fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(contents.len() + 6);
+    out.push(tag);
+    let len = contents.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let octets = len.to_be_bytes();
+        let skip = octets.iter().take_while(|&&b| b == 0).count();
+        out.push(0x80 | (octets.len() - skip) as u8);
+        out.extend_from_slice(&octets[skip..]);
+    }
+    out.extend_from_slice(contents);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -339,23 +339,6 @@ fn jwk_public_key(jwk: &serde_json::Value) -> Result<Option<PublicKey>, KeyError
     }
 }
 
-/// DER-encodes a TLV (used to turn JWK members into the PKCS#1 structure ring takes).
-fn der_tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(contents.len() + 6);
-    out.push(tag);
-    let len = contents.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let octets = len.to_be_bytes();
-        let skip = octets.iter().take_while(|&&b| b == 0).count();
-        out.push(0x80 | (octets.len() - skip) as u8);
-        out.extend_from_slice(&octets[skip..]);
-    }
-    out.extend_from_slice(contents);
-    out
-}
-
 /// A big-endian unsigned magnitude as a minimal DER INTEGER (leading zeros dropped, a sign octet
 /// added when the top bit is set).
 fn der_unsigned_integer(magnitude: &[u8]) -> Vec<u8> {
@@ -366,11 +349,11 @@ fn der_unsigned_integer(magnitude: &[u8]) -> Vec<u8> {
         contents.push(0);
     }
     contents.extend_from_slice(digits);
-    der_tlv(der::TAG_INTEGER, &contents)
+    der::tlv(der::TAG_INTEGER, &contents)
 }
 
 fn der_sequence(items: &[Vec<u8>]) -> Vec<u8> {
-    der_tlv(der::TAG_SEQUENCE, &items.concat())
+    der::tlv(der::TAG_SEQUENCE, &items.concat())
 }
 
 /// Splits `pem` into `(label, DER)` pairs. Text outside BEGIN/END lines is ignored (as OpenSSL
@@ -900,7 +883,7 @@ mod tests {
         );
         assert_eq!(der_unsigned_integer(&[0x80]), [0x02, 0x02, 0x00, 0x80]);
         assert_eq!(der_unsigned_integer(&[]), [0x02, 0x01, 0x00]);
-        let long = der_tlv(der::TAG_SEQUENCE, &[0u8; 300]);
+        let long = der::tlv(der::TAG_SEQUENCE, &[0u8; 300]);
         assert_eq!(&long[..4], &[0x30, 0x82, 0x01, 0x2c]);
     }
 }

@@ -607,6 +607,19 @@ impl Reader {
         self.h.send_packet(&p);
     }
 
+    /// After the CONNACK of an accepted CONNECT: sends what the session kept for the client
+    /// (in-flight and queued messages) and counts the connection.
+    fn resume_accepted(&self, idx: SessionIdx, version: ProtocolVersion) {
+        let w = &self.w;
+        let expired = w
+            .session_io(idx, |s, now, out| s.resume(now, out))
+            .unwrap_or(0);
+        let mut ctr = w.counters.borrow_mut();
+        ctr.connects[ConnectOutcome::Accepted.index()] += 1;
+        ctr.dropped[DropReason::Expired.index()] += expired as u64;
+        ctr.connections[self.h.transport.index()][version_index(Some(version))] += 1;
+    }
+
     fn refuse_connect(
         &mut self,
         version: ProtocolVersion,
@@ -875,15 +888,7 @@ impl Reader {
                 });
             }
         }
-        let expired = w
-            .session_io(idx, |s, now, out| s.resume(now, out))
-            .unwrap_or(0);
-        {
-            let mut ctr = w.counters.borrow_mut();
-            ctr.connects[ConnectOutcome::Accepted.index()] += 1;
-            ctr.dropped[DropReason::Expired.index()] += expired as u64;
-            ctr.connections[self.h.transport.index()][version_index(Some(version))] += 1;
-        }
+        self.resume_accepted(idx, version);
         tracing::info!(
             hub = %identity.hub_name,
             client = %client_id,

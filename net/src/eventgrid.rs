@@ -22,16 +22,15 @@ use hubmq_auth::eventgrid::{
     EntraVerifier, Namespace,
 };
 use hubmq_auth::KeyRing;
-use hubmq_core::ids::{GroupId, HubId, SessionIdx, WorkerId};
+use hubmq_core::ids::{GroupId, HubId, SessionIdx};
 use hubmq_core::limits::Limits;
 use hubmq_core::message::Message;
 use hubmq_core::mqtt::{QoS, ReasonCode};
 use hubmq_core::rate::TokenBucket;
-use hubmq_metrics::DropReason;
 
 use crate::registry::GroupShared;
 use crate::worker::{disconnect_slow, offer_to_slot, State, Worker};
-use crate::xcore::{CoreMsg, Target};
+use crate::xcore::Target;
 
 /// Keep Alive granted when the client asks for more, or for none (§2) [doc: max 1,160 s].
 pub const KEEP_ALIVE_MAX_SECS: u16 = 1160;
@@ -531,26 +530,8 @@ impl Worker {
     /// or any wildcard subscription get it; each matches its own subscribers.
     pub fn eg_publish(&self, ns: &EgNamespace, g: Option<&GroupShared>, msg: Arc<Message>) {
         let mask = g.map_or(0, GroupShared::interest) | ns.wild_interest();
-        let me = self.id.0;
-        let mut rest = mask & !(1u64 << me);
         let group = g.map(|g| g.id);
-        while rest != 0 {
-            let to = WorkerId(rest.trailing_zeros() as u16);
-            rest &= rest - 1;
-            let m = CoreMsg::Deliver {
-                to: Target::topic(ns.hub, group),
-                msg: msg.clone(),
-            };
-            let mesh = &self.shared.mesh;
-            let mut c = self.counters.borrow_mut();
-            match mesh.push(self.id, to, m) {
-                Ok(()) => c.cross_core_messages += 1,
-                Err(_) => c.dropped[DropReason::CrossCoreFull.index()] += 1,
-            }
-            drop(c);
-            mesh.wake(to);
-        }
-        if mask & (1u64 << me) != 0 {
+        if self.send_to_peers(mask, Target::topic(ns.hub, group), &msg) {
             self.eg_deliver_local(ns.hub, group, &msg);
         }
     }

@@ -660,30 +660,34 @@ impl Worker {
     /// through their queues.
     pub fn publish(&self, g: &GroupShared, msg: Arc<Message>) {
         let mask = g.interest();
-        let me = self.id.0;
-        let mut rest = mask & !(1u64 << me);
-        if rest != 0 {
-            let mesh = &self.shared.mesh;
-            while rest != 0 {
-                let w = rest.trailing_zeros() as u16;
-                rest &= rest - 1;
-                let to = WorkerId(w);
-                let m = CoreMsg::Deliver {
-                    to: Target::group(g.id),
-                    msg: msg.clone(),
-                };
-                let mut c = self.counters.borrow_mut();
-                match mesh.push(self.id, to, m) {
-                    Ok(()) => c.cross_core_messages += 1,
-                    Err(_) => c.dropped[DropReason::CrossCoreFull.index()] += 1,
-                }
-                drop(c);
-                mesh.wake(to);
-            }
-        }
-        if mask & (1u64 << me) != 0 {
+        if self.send_to_peers(mask, Target::group(g.id), &msg) {
             self.deliver_local(g.id, &msg);
         }
+    }
+
+    /// Hands `msg` to every other worker in `mask` through its queue and wakes it; returns
+    /// whether this worker is in `mask` too (the caller then delivers locally).
+    #[inline]
+    pub(crate) fn send_to_peers(&self, mask: u64, to: Target, msg: &Arc<Message>) -> bool {
+        let me = 1u64 << self.id.0;
+        let mut rest = mask & !me;
+        let mesh = &self.shared.mesh;
+        while rest != 0 {
+            let peer = WorkerId(rest.trailing_zeros() as u16);
+            rest &= rest - 1;
+            let m = CoreMsg::Deliver {
+                to,
+                msg: msg.clone(),
+            };
+            let mut c = self.counters.borrow_mut();
+            match mesh.push(self.id, peer, m) {
+                Ok(()) => c.cross_core_messages += 1,
+                Err(_) => c.dropped[DropReason::CrossCoreFull.index()] += 1,
+            }
+            drop(c);
+            mesh.wake(peer);
+        }
+        mask & me != 0
     }
 
     /// Offers `msg` to every local subscriber of `group`.

@@ -418,7 +418,7 @@ fn parse_name(name: &[u8]) -> Result<(String, Option<String>), DerError> {
                 Some(text) => escape_value(&mut rendered, text),
                 None => {
                     rendered.push('#');
-                    rendered.push_str(&hex(&tlv(tag, value)));
+                    rendered.push_str(&hex(&crate::der::tlv(tag, value)));
                 }
             }
             if oid == OID_COMMON_NAME {
@@ -523,22 +523,6 @@ fn dotted_oid(contents: &[u8]) -> Result<String, DerError> {
         let _ = write!(out, ".{arc}");
     }
     Ok(out)
-}
-
-/// Re-encodes a TLV (for the `#hex` form of values that are not text).
-fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = contents.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let octets = len.to_be_bytes();
-        let skip = octets.iter().take_while(|&&b| b == 0).count();
-        out.push(0x80 | (octets.len() - skip) as u8);
-        out.extend_from_slice(&octets[skip..]);
-    }
-    out.extend_from_slice(contents);
-    out
 }
 
 fn hex(bytes: &[u8]) -> String {

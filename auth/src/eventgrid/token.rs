@@ -279,12 +279,19 @@ pub fn verify_custom_jwt(
     })
 }
 
-/// The claims that become attributes (§4): int32, string, or array of strings (an empty array
-/// counts as an array of strings).
+/// The claims that become attributes (§4): every one but the reserved claims.
 fn claim_attributes(claims: &Map<String, Value>) -> Attributes {
+    json_attributes(claims, &RESERVED_CLAIMS)
+}
+
+/// JSON members as client attributes, by the rule custom-JWT claims and webhook replies share
+/// (§4, §5): an **int32**, a **string** or an **array of strings** (an empty array counts) is
+/// kept; anything else (int64, float — even `5.0` —, bool, object, null, an array holding a
+/// non-string) is ignored, not an error. Members named in `skip` are left out.
+pub(crate) fn json_attributes(members: &Map<String, Value>, skip: &[&str]) -> Attributes {
     let mut attributes = Attributes::new();
-    for (name, value) in claims {
-        if RESERVED_CLAIMS.contains(&name.as_str()) {
+    for (name, value) in members {
+        if skip.contains(&name.as_str()) {
             continue;
         }
         let attr = match value {

@@ -22,7 +22,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use super::model::{AttrValue, Attributes, MAX_AUTHENTICATION_NAME_CHARS};
+use super::model::{Attributes, MAX_AUTHENTICATION_NAME_CHARS};
 use super::policy::{AuthKind, ClientIdentity};
 
 /// v5 CONNACK reason for a webhook deny or an expired decision: 0x87 Not authorized [doc].
@@ -301,36 +301,10 @@ fn expiration(value: Option<&Value>) -> Result<Option<i128>, WebhookError> {
     }
 }
 
-/// The reply's `attributes` object as client attributes, by the same rule as custom-JWT claims
-/// (§4, `token::claim_attributes`, which is private to that module): an **int32**, a **string**
-/// or an **array of strings** (an empty array counts) is kept; anything else (int64, float, bool,
-/// object, null, an array holding a non-string) is ignored, not an error. Unlike claims there are
-/// no reserved names, since the object holds attributes only.
+/// The reply's `attributes` object as client attributes, by the custom-JWT claim rule
+/// (`token::json_attributes`); no names are reserved, the object holds attributes only.
 fn reply_attributes(attributes: &Map<String, Value>) -> Attributes {
-    let mut out = Attributes::new();
-    for (name, value) in attributes {
-        let attr = match value {
-            Value::String(s) => AttrValue::Str(s.clone()),
-            // `as_i64` is `None` for floats (even `5.0`), so only JSON integers get here.
-            Value::Number(n) => match n.as_i64().and_then(|v| i32::try_from(v).ok()) {
-                Some(v) => AttrValue::Int(i64::from(v)),
-                None => continue,
-            },
-            Value::Array(items) => {
-                let strings: Option<Vec<String>> = items
-                    .iter()
-                    .map(|v| v.as_str().map(str::to_owned))
-                    .collect();
-                match strings {
-                    Some(strings) => AttrValue::StrArray(strings),
-                    None => continue,
-                }
-            }
-            _ => continue,
-        };
-        out.insert(name.clone(), attr);
-    }
-    out
+    super::token::json_attributes(attributes, &[])
 }
 
 #[cfg(test)]

@@ -20,9 +20,9 @@ use hubmq_core::mqtt::{
 };
 use hubmq_core::perm::Permissions;
 use hubmq_core::session::SubOpts;
-use hubmq_metrics::{ConnectOutcome, DropReason};
+use hubmq_metrics::DropReason;
 
-use super::{assign_client_id, version_index, Active, End, Phase, Reader, Stop};
+use super::{assign_client_id, Active, End, Phase, Reader, Stop};
 use crate::auth::{now_secs, Identity};
 use crate::eventgrid::{
     EgNamespace, EgRights, SessionRates, Source, KEEP_ALIVE_MAX_SECS, MAX_FILTERS_PER_SUBSCRIBE,
@@ -494,15 +494,7 @@ impl Reader {
             p.wildcard_sub_available = Some(true);
         }
         self.send(Packet::ConnAck(ack));
-        let expired = w
-            .session_io(idx, |s, now, out| s.resume(now, out))
-            .unwrap_or(0);
-        {
-            let mut ctr = w.counters.borrow_mut();
-            ctr.connects[ConnectOutcome::Accepted.index()] += 1;
-            ctr.dropped[DropReason::Expired.index()] += expired as u64;
-            ctr.connections[self.h.transport.index()][version_index(Some(version))] += 1;
-        }
+        self.resume_accepted(idx, version);
         tracing::info!(
             namespace = %ns.name,
             client_authentication_name = %auth_name,

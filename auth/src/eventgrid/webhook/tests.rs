@@ -1,6 +1,7 @@
 //! Tests for the webhook request body and the reply → decision mapping.
 
 use super::*;
+use crate::eventgrid::AttrValue;
 use serde_json::json;
 
 const NOW: u64 = 1_700_000_000;
