@@ -163,6 +163,8 @@ session_publishes_per_second = 0
 session_publish_bytes_per_second = 0
 subscribes_per_second = 0
 session_subscribes_per_second = 0
+session_deliveries_per_second = 0
+session_delivery_bytes_per_second = 0
 EOF
     "$HUBMQ" --config "$cfg" >"$WORK/hubmq.log" 2>&1 &
     BROKER_PID=$!

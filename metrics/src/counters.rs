@@ -169,6 +169,7 @@ pub struct CoreCounters {
     pub bytes_received: u64,
     pub bytes_sent: u64,
     pub cross_core_messages: u64,
+    pub deliveries_delayed: u64,
     /// Indexed by [`ConnectOutcome::index`].
     pub connects: [u64; ConnectOutcome::COUNT],
     /// Indexed by [`DisconnectReason::index`].
@@ -190,6 +191,7 @@ struct Flushed {
     bytes_received: u64,
     bytes_sent: u64,
     cross_core_messages: u64,
+    deliveries_delayed: u64,
     connects: [u64; ConnectOutcome::COUNT],
     disconnects: [u64; DisconnectReason::COUNT],
 }
@@ -202,6 +204,7 @@ struct Handles {
     bytes_received: Counter,
     bytes_sent: Counter,
     cross_core_messages: Counter,
+    deliveries_delayed: Counter,
     connects: [Counter; ConnectOutcome::COUNT],
     disconnects: [Counter; DisconnectReason::COUNT],
     connections: [[Gauge; Protocol::COUNT]; Transport::COUNT],
@@ -228,6 +231,7 @@ impl Handles {
             bytes_received: worker_counter(names::BYTES_RECEIVED_TOTAL),
             bytes_sent: worker_counter(names::BYTES_SENT_TOTAL),
             cross_core_messages: worker_counter(names::CROSS_CORE_MESSAGES_TOTAL),
+            deliveries_delayed: worker_counter(names::DELIVERIES_DELAYED_TOTAL),
             connects: std::array::from_fn(|i| {
                 metrics::counter!(names::CONNECTS_TOTAL,
                     labels::WORKER => w.clone(), labels::RESULT => ConnectOutcome::ALL[i].label())
@@ -261,6 +265,7 @@ impl CoreCounters {
             bytes_received: 0,
             bytes_sent: 0,
             cross_core_messages: 0,
+            deliveries_delayed: 0,
             connects: [0; ConnectOutcome::COUNT],
             disconnects: [0; DisconnectReason::COUNT],
             connections: [[0; Protocol::COUNT]; Transport::COUNT],
@@ -327,6 +332,11 @@ impl CoreCounters {
             &h.cross_core_messages,
             self.cross_core_messages,
             &mut f.cross_core_messages,
+        );
+        add(
+            &h.deliveries_delayed,
+            self.deliveries_delayed,
+            &mut f.deliveries_delayed,
         );
         add_all(
             &h.messages_delivered,

@@ -48,6 +48,9 @@ pub mod names {
     pub const OUTBOUND_QUEUE_BYTES: &str = "hubmq_outbound_queue_bytes";
     /// counter: messages handed from this worker to another (label: worker).
     pub const CROSS_CORE_MESSAGES_TOTAL: &str = "hubmq_cross_core_messages_total";
+    /// counter: times a connection's writer held deliveries back for an outbound rate quota
+    /// (Event Grid; label: worker).
+    pub const DELIVERIES_DELAYED_TOTAL: &str = "hubmq_deliveries_delayed_total";
     /// counter: upstream event-handler calls (labels: event, outcome).
     pub const UPSTREAM_REQUESTS_TOTAL: &str = "hubmq_upstream_requests_total";
     /// histogram: upstream event-handler call latency (label: event).
@@ -209,6 +212,10 @@ pub fn describe() {
     describe_counter!(
         CROSS_CORE_MESSAGES_TOTAL,
         "Messages handed from one worker to another."
+    );
+    describe_counter!(
+        DELIVERIES_DELAYED_TOTAL,
+        "Times deliveries were held back by an outbound rate quota."
     );
     describe_counter!(
         UPSTREAM_REQUESTS_TOTAL,

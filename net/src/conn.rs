@@ -121,11 +121,19 @@ pub async fn run<S>(
     use monoio::io::Splitable;
     let (mut r, wr) = stream.into_split();
     let h = Rc::new(ConnHandle::new(w.shared.next_serial(), transport));
-    let writer = monoio::spawn(crate::writer::write_loop(w.clone(), h.clone(), wr));
     let (pre, ns) = match auth {
         Auth::WebPubSub(pre) => (pre, None),
         Auth::EventGrid(ns) => (None, Some(ns)),
     };
+    // Event Grid's outbound quota per session paces this connection's deliveries.
+    let pacer = ns.as_ref().and_then(|ns| {
+        crate::writer::Pacer::new(
+            ns.quotas.session_deliveries_per_second,
+            ns.quotas.session_delivery_bytes_per_second,
+            w.now_ms(),
+        )
+    });
+    let writer = monoio::spawn(crate::writer::write_loop(w.clone(), h.clone(), wr, pacer));
     let max_packet = ns
         .as_ref()
         .map_or(w.limits().max_packet_size, |n| n.limits.max_packet_size);

@@ -9,6 +9,7 @@ use std::rc::Rc;
 use bytes::{BufMut, BytesMut};
 use hubmq_core::message::Message;
 use hubmq_core::mqtt::{self, Packet, ProtocolVersion, PubAck, QoS};
+use hubmq_core::rate::TokenBucket;
 use hubmq_core::session::OutItem;
 use hubmq_metrics::DropReason;
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
@@ -16,9 +17,38 @@ use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 use crate::worker::{ConnHandle, Out, Worker};
 use crate::ws;
 
+/// An outbound rate quota (Event Grid: deliveries per session per second, §7): PUBLISHes over
+/// it stay queued until the buckets refill; nothing is dropped for it.
+pub(crate) struct Pacer {
+    pub messages: TokenBucket,
+    pub bytes: TokenBucket,
+}
+
+impl Pacer {
+    /// `None` when both rates are unlimited (0).
+    pub(crate) fn new(messages: u32, bytes: u32, now_ms: u64) -> Option<Pacer> {
+        (messages > 0 || bytes > 0).then(|| Pacer {
+            messages: TokenBucket::new(u64::from(messages), now_ms),
+            bytes: TokenBucket::new(u64::from(bytes), now_ms),
+        })
+    }
+
+    fn admit(&mut self, cost: usize, now_ms: u64) -> bool {
+        self.messages.try_take(1, now_ms) && self.bytes.try_take(cost as u64, now_ms)
+    }
+}
+
+/// How long a throttled writer waits before trying again.
+const PACE_RETRY: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// The writer task: waits for output, encodes everything queued into one buffer (one
 /// WebSocket frame on WS), writes it, repeats. Ends after `Out::Close` or a write error.
-pub(crate) async fn write_loop<W: AsyncWriteRent>(w: Rc<Worker>, h: Rc<ConnHandle>, mut io: W) {
+pub(crate) async fn write_loop<W: AsyncWriteRent>(
+    w: Rc<Worker>,
+    h: Rc<ConnHandle>,
+    mut io: W,
+    mut pacer: Option<Pacer>,
+) {
     let ws = h.transport.is_ws();
     // Allocated on first use and released after large batches: idle connections hold none.
     let mut wire = BytesMut::new();
@@ -29,13 +59,23 @@ pub(crate) async fn write_loop<W: AsyncWriteRent>(w: Rc<Worker>, h: Rc<ConnHandl
             continue;
         }
         let mut close = false;
+        let mut throttled = false;
         {
             let version = h.version.get();
             let max = h.client_max_packet.get() as usize;
             let now = w.now_ms();
             let mut ctr = w.counters.borrow_mut();
             let mut q = h.out.borrow_mut();
-            while let Some(o) = q.pop_front() {
+            loop {
+                if let (Some(p), Some(Out::Item(OutItem::Publish { msg, .. }))) =
+                    (pacer.as_mut(), q.front())
+                {
+                    if !p.admit(msg.cost(), now) {
+                        throttled = true;
+                        break;
+                    }
+                }
+                let Some(o) = q.pop_front() else { break };
                 let target = if ws { &mut body } else { &mut wire };
                 match o {
                     Out::Packet(b) => target.extend_from_slice(&b),
@@ -45,6 +85,10 @@ pub(crate) async fn write_loop<W: AsyncWriteRent>(w: Rc<Worker>, h: Rc<ConnHandl
                         pkid,
                         dup,
                     }) => {
+                        // Keeps the queue estimate honest while a quota holds the rest back
+                        // (it is reset to 0 whenever the queue drains).
+                        h.out_bytes
+                            .set(h.out_bytes.get().saturating_sub(msg.cost()));
                         if encode_delivery(target, &msg, qos, pkid, dup, version, max, now) {
                             ctr.messages_delivered[qos as usize] += 1;
                         } else {
@@ -91,6 +135,20 @@ pub(crate) async fn write_loop<W: AsyncWriteRent>(w: Rc<Worker>, h: Rc<ConnHandl
                 return;
             }
             w.counters.borrow_mut().bytes_sent += n as u64;
+        }
+        if throttled && !close {
+            // The rest waits for the quota; the reader side can still end the connection.
+            tracing::trace!(conn = h.id, "outbound quota: deliveries delayed");
+            w.counters.borrow_mut().deliveries_delayed += 1;
+            let kill = h.clone();
+            monoio::select! {
+                _ = monoio::time::sleep(PACE_RETRY) => {}
+                _ = kill.kill.wait() => {}
+            }
+            if h.closing.get() && h.out.borrow().is_empty() {
+                return;
+            }
+            continue;
         }
         if close {
             if ws && !h.ws_close_sent.get() {

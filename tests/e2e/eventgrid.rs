@@ -1746,3 +1746,45 @@ fn v311_custom_jwt_in_the_password_is_an_opt_in_extension() {
     assert_eq!(ack.code, 0x05, "{ack:?}");
     raw.expect_closed();
 }
+
+#[test]
+fn outbound_quota_delays_deliveries_and_drops_none() {
+    let b = broker_full(
+        "",
+        "session_connects_per_second = 0\nsession_subscribes_per_second = 0\n\
+         session_deliveries_per_second = 5\n",
+    );
+    let token = entra(ALL_OID, 600);
+    let mut sub = connect(&b, "out-sub", "OAUTH2-JWT", &token);
+    assert_eq!(subscribe(&mut sub, 1, &[("fleet/slow", 1)]), vec![1]);
+    let mut publisher = connect(&b, "out-pub", "OAUTH2-JWT", &token);
+    let mut bytes = Vec::new();
+    for i in 0..20u16 {
+        bytes.extend(wire::publish(
+            V5,
+            "fleet/slow",
+            i.to_string().as_bytes(),
+            1,
+            false,
+            i + 1,
+            &[],
+        ));
+    }
+    publisher.send(&bytes);
+    // All 20 arrive, in order, though only 5 a second may go out.
+    for i in 0..20 {
+        assert_eq!(next_message(&mut sub), ("fleet/slow".into(), i.to_string()));
+    }
+    wait_until(
+        "the writer reported held-back deliveries",
+        Duration::from_secs(10),
+        || {
+            b.metrics()
+                .lines()
+                .filter(|l| l.starts_with("hubmq_deliveries_delayed_total"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>()
+                > 0.0
+        },
+    );
+}

@@ -21,6 +21,12 @@ pub const MAX_TEMPLATES_PER_TOPIC_SPACE: usize = 10;
 pub const MAX_PERMISSION_BINDINGS: usize = 100;
 /// Issuer certificates for custom JWT (two, for rotation) [doc].
 pub const MAX_CUSTOM_JWT_KEY_FILES: usize = 2;
+/// The `alg` values `custom_jwt.algorithms` may list: Event Grid's RS256 [doc] plus ES256 and
+/// HS256 [hubmq extension].
+pub const CUSTOM_JWT_ALGORITHMS: [&str; 3] = ["RS256", "ES256", "HS256"];
+/// Shortest custom-JWT HMAC secret, in bytes: RFC 7518 §3.2 requires an HS256 key of at least
+/// the hash size (256 bits); a shorter one can be brute-forced from a single token.
+pub const MIN_HMAC_SECRET_BYTES: usize = 32;
 /// Client authentication names are 1–128 characters [doc].
 pub const MAX_AUTHENTICATION_NAME_CHARS: usize = 128;
 /// The attributes of one client total under 4 KB [doc]; counted here as the UTF-8 bytes of keys
@@ -108,6 +114,10 @@ pub struct Quotas {
     /// SUBSCRIBE + UNSUBSCRIBE packets per second in the namespace (per TU) and per session.
     pub subscribes_per_second: u32,
     pub session_subscribes_per_second: u32,
+    /// Outbound PUBLISHes (and bytes) per second per session: deliveries beyond it wait in
+    /// the session's queue, none is dropped for it [hubmq].
+    pub session_deliveries_per_second: u32,
+    pub session_delivery_bytes_per_second: u32,
 }
 
 impl Default for Quotas {
@@ -121,6 +131,8 @@ impl Default for Quotas {
             session_publish_bytes_per_second: 1024 * 1024,
             subscribes_per_second: 200,
             session_subscribes_per_second: 5,
+            session_deliveries_per_second: 100,
+            session_delivery_bytes_per_second: 1024 * 1024,
         }
     }
 }
@@ -181,8 +193,13 @@ pub struct EntraCfg {
     pub skew_secs: u64,
 }
 
+fn default_custom_jwt_algorithms() -> Vec<String> {
+    vec!["RS256".to_owned()]
+}
+
 /// `[eventgrid.namespaces.X.custom_jwt]`: tokens from another identity provider (`CUSTOM-JWT`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `Debug` is written by hand so the HMAC secrets never reach a log.
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CustomJwtCfg {
     /// Must equal the token's `iss` exactly.
@@ -193,12 +210,130 @@ pub struct CustomJwtCfg {
     /// JWKS file [hubmq extension].
     #[serde(default)]
     pub jwks_file: Option<String>,
+    /// Accepted `alg` values, from `CUSTOM_JWT_ALGORITHMS`; default `["RS256"]`, the only one
+    /// Event Grid accepts (§4). ES256 (EC P-256 keys from the PEM / JWKS files) and HS256
+    /// (shared secrets) are a hubmq extension.
+    #[serde(default = "default_custom_jwt_algorithms")]
+    pub algorithms: Vec<String>,
+    /// HS256 shared secrets (their UTF-8 bytes are the key), two or more for rotation; allowed,
+    /// and needed with `hmac_secret_files`, exactly when `algorithms` lists HS256 [hubmq].
+    #[serde(default)]
+    pub hmac_secrets: Vec<String>,
+    /// Files each holding one HS256 secret (surrounding whitespace trimmed; read by the caller),
+    /// to keep secrets out of the configuration file [hubmq].
+    #[serde(default)]
+    pub hmac_secret_files: Vec<String>,
     #[serde(default = "default_skew")]
     pub skew_secs: u64,
     /// Accept v3.1.1 clients that put the token in the CONNECT Password (no Authentication
     /// Method exists there) [hubmq extension, off by default: §4].
     #[serde(default)]
     pub allow_v311_password: bool,
+}
+
+impl fmt::Debug for CustomJwtCfg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CustomJwtCfg")
+            .field("issuer", &self.issuer)
+            .field("public_key_files", &self.public_key_files)
+            .field("jwks_file", &self.jwks_file)
+            .field("algorithms", &self.algorithms)
+            .field("hmac_secrets", &self.hmac_secrets.len())
+            .field("hmac_secret_files", &self.hmac_secret_files)
+            .field("skew_secs", &self.skew_secs)
+            .field("allow_v311_password", &self.allow_v311_password)
+            .finish()
+    }
+}
+
+impl CustomJwtCfg {
+    /// True when `algorithms` lists `alg` (exact, case-sensitive JOSE name).
+    pub fn accepts_algorithm(&self, alg: &str) -> bool {
+        self.algorithms.iter().any(|a| a == alg)
+    }
+
+    /// True when an algorithm verified with a public key (RS256, ES256) is listed.
+    pub fn uses_public_keys(&self) -> bool {
+        self.accepts_algorithm("RS256") || self.accepts_algorithm("ES256")
+    }
+
+    /// `algorithms`, the HMAC secrets and which key sources the listed algorithms need.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.issuer.is_empty() {
+            return err("custom_jwt.issuer", "must not be empty");
+        }
+        if self.algorithms.is_empty() {
+            return err(
+                "custom_jwt.algorithms",
+                "list at least one of RS256, ES256, HS256",
+            );
+        }
+        for (i, alg) in self.algorithms.iter().enumerate() {
+            if !CUSTOM_JWT_ALGORITHMS.contains(&alg.as_str()) {
+                return err(
+                    format!("custom_jwt.algorithms[{i}]"),
+                    format!("{alg:?} is not one of RS256, ES256, HS256"),
+                );
+            }
+            if self.algorithms[..i].contains(alg) {
+                return err(
+                    format!("custom_jwt.algorithms[{i}]"),
+                    format!("{alg:?} is listed twice"),
+                );
+            }
+        }
+        if self.public_key_files.len() > MAX_CUSTOM_JWT_KEY_FILES {
+            return err(
+                "custom_jwt.public_key_files",
+                format!("at most {MAX_CUSTOM_JWT_KEY_FILES} issuer certificates"),
+            );
+        }
+        let has_public = self.jwks_file.is_some() || !self.public_key_files.is_empty();
+        if self.uses_public_keys() && !has_public {
+            return err("custom_jwt", "needs public_key_files or jwks_file");
+        }
+        if !self.uses_public_keys() && has_public {
+            // A key that can never be used is a mistake worth reporting, not ignoring.
+            let item = if self.public_key_files.is_empty() {
+                "custom_jwt.jwks_file"
+            } else {
+                "custom_jwt.public_key_files"
+            };
+            return err(item, "only used by RS256 or ES256, which algorithms does not list");
+        }
+        if self.accepts_algorithm("HS256") {
+            if self.hmac_secrets.is_empty() && self.hmac_secret_files.is_empty() {
+                return err(
+                    "custom_jwt.hmac_secrets",
+                    "HS256 is listed: set hmac_secrets or hmac_secret_files",
+                );
+            }
+        } else {
+            for (item, list) in [
+                ("custom_jwt.hmac_secrets", &self.hmac_secrets),
+                ("custom_jwt.hmac_secret_files", &self.hmac_secret_files),
+            ] {
+                if !list.is_empty() {
+                    return err(item, "only allowed when algorithms lists HS256");
+                }
+            }
+        }
+        for (i, secret) in self.hmac_secrets.iter().enumerate() {
+            if secret.len() < MIN_HMAC_SECRET_BYTES {
+                // The secret itself is never echoed.
+                return err(
+                    format!("custom_jwt.hmac_secrets[{i}]"),
+                    format!("must be at least {MIN_HMAC_SECRET_BYTES} bytes (RFC 7518 §3.2)"),
+                );
+            }
+        }
+        for (i, path) in self.hmac_secret_files.iter().enumerate() {
+            if path.trim().is_empty() {
+                return err(format!("custom_jwt.hmac_secret_files[{i}]"), "empty path");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A client attribute value: string, integer or array of strings [doc].
@@ -559,18 +694,7 @@ impl Namespace {
             }
         }
         if let Some(custom) = &self.custom_jwt {
-            if custom.issuer.is_empty() {
-                return err("custom_jwt.issuer", "must not be empty");
-            }
-            if custom.public_key_files.len() > MAX_CUSTOM_JWT_KEY_FILES {
-                return err(
-                    "custom_jwt.public_key_files",
-                    format!("at most {MAX_CUSTOM_JWT_KEY_FILES} issuer certificates"),
-                );
-            }
-            if custom.jwks_file.is_none() && custom.public_key_files.is_empty() {
-                return err("custom_jwt", "needs public_key_files or jwks_file");
-            }
+            custom.validate()?;
         }
         Ok(())
     }
