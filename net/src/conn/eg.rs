@@ -457,7 +457,8 @@ impl Reader {
             return self.refuse_connect(version, rc, text);
         }
         self.h.client_max_packet.set(n.client_max_packet);
-        // The will's permission was checked above; the group bitset plays no part here.
+        // The Web PubSub group bitset plays no part here: the will's permission is checked
+        // against the namespace rights when it fires.
         let wps_perms = Permissions {
             send_any: true,
             ..Permissions::default()
