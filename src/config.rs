@@ -561,6 +561,16 @@ impl Config {
                 {
                     *t = toml::Value::String("***".to_owned());
                 }
+                // So are custom-JWT HS256 secrets (each entry masked, so the count still shows).
+                if let Some(secrets) = ns
+                    .get_mut("custom_jwt")
+                    .and_then(|c| c.get_mut("hmac_secrets"))
+                    .and_then(toml::Value::as_array_mut)
+                {
+                    for s in secrets {
+                        *s = toml::Value::String("***".to_owned());
+                    }
+                }
             }
         }
         // Show what the server will actually run with rather than "unset".
@@ -1017,7 +1027,8 @@ fn one_line(text: &str) -> String {
 }
 
 /// Loads a JWKS file and PEM public-key files into one key ring; `what` names the table for
-/// errors (`entra`, `custom_jwt`).
+/// errors (`entra`, `custom_jwt`). Whether a ring without public keys is acceptable is the
+/// caller's decision (a custom-JWT namespace may be HS256 only).
 fn load_keys(what: &str, jwks: Option<&str>, pems: &[String]) -> Result<KeyRing, (String, String)> {
     let mut ring = KeyRing::new();
     if let Some(path) = jwks {
@@ -1034,26 +1045,79 @@ fn load_keys(what: &str, jwks: Option<&str>, pems: &[String]) -> Result<KeyRing,
         ring.add_public_pem(&text)
             .map_err(|e| (key, format!("{path}: {e}")))?;
     }
-    if !ring.has_public_keys() {
-        return Err((
-            what.to_owned(),
-            "no signing key: set jwks_file or public_key_files".into(),
-        ));
-    }
     Ok(ring)
 }
 
-/// The Entra and custom-JWT key rings of a namespace (empty when the method is off).
+/// The Entra and custom-JWT key rings of a namespace (empty when the method is off). The
+/// custom-JWT ring also holds the HS256 secrets when `algorithms` lists HS256, and only then;
+/// which algorithm may use which key is enforced again by the verifier.
 pub fn namespace_keys(ns: &Namespace) -> Result<(KeyRing, KeyRing), (String, String)> {
+    let no_public_key = || "no signing key: set jwks_file or public_key_files".to_owned();
     let entra = match &ns.entra {
-        Some(e) => load_keys("entra", e.jwks_file.as_deref(), &e.public_key_files)?,
+        Some(e) => {
+            let ring = load_keys("entra", e.jwks_file.as_deref(), &e.public_key_files)?;
+            if !ring.has_public_keys() {
+                return Err(("entra".to_owned(), no_public_key()));
+            }
+            ring
+        }
         None => KeyRing::new(),
     };
     let custom = match &ns.custom_jwt {
-        Some(c) => load_keys("custom_jwt", c.jwks_file.as_deref(), &c.public_key_files)?,
+        Some(c) => {
+            let mut ring = load_keys("custom_jwt", c.jwks_file.as_deref(), &c.public_key_files)?;
+            if c.uses_public_keys() && !ring.has_public_keys() {
+                return Err(("custom_jwt".to_owned(), no_public_key()));
+            }
+            if c.accepts_algorithm("HS256") {
+                add_hmac_secrets(&mut ring, &c.hmac_secrets, &c.hmac_secret_files)?;
+                if ring.hmac_keys().next().is_none() {
+                    return Err((
+                        "custom_jwt".to_owned(),
+                        "no signing key: HS256 needs hmac_secrets or hmac_secret_files".into(),
+                    ));
+                }
+            }
+            ring
+        }
         None => KeyRing::new(),
     };
     Ok((entra, custom))
+}
+
+/// Adds custom-JWT HS256 secrets: the configured strings as they are, and each file's content
+/// with surrounding whitespace (a trailing newline) trimmed. Secrets are never echoed in errors.
+fn add_hmac_secrets(
+    ring: &mut KeyRing,
+    secrets: &[String],
+    files: &[String],
+) -> Result<(), (String, String)> {
+    use hubmq_auth::eventgrid::model::MIN_HMAC_SECRET_BYTES;
+    for (i, secret) in secrets.iter().enumerate() {
+        // `Namespace::validate` already refused these; checked again so no caller can slip a
+        // short secret into a ring.
+        if secret.len() < MIN_HMAC_SECRET_BYTES {
+            return Err((
+                format!("custom_jwt.hmac_secrets[{i}]"),
+                format!("must be at least {MIN_HMAC_SECRET_BYTES} bytes"),
+            ));
+        }
+        ring.add_hmac(secret);
+    }
+    for (i, path) in files.iter().enumerate() {
+        let key = format!("custom_jwt.hmac_secret_files[{i}]");
+        let text = fs::read_to_string(path)
+            .map_err(|e| (key.clone(), format!("cannot read {path}: {e}")))?;
+        let secret = text.trim();
+        if secret.len() < MIN_HMAC_SECRET_BYTES {
+            return Err((
+                key,
+                format!("{path}: the secret must be at least {MIN_HMAC_SECRET_BYTES} bytes"),
+            ));
+        }
+        ring.add_hmac(secret);
+    }
+    Ok(())
 }
 
 fn read_pem(path: &Path) -> Result<(), String> {

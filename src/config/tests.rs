@@ -724,3 +724,115 @@ bearer_token = "very-secret-token"
         Some("https://auth.example.net/mqtt")
     );
 }
+
+/// A namespace whose CUSTOM-JWT issuer signs HS256 with `secrets` (and `extra` lines).
+fn hs256_namespace(secrets: &str, extra: &str) -> String {
+    format!(
+        "[eventgrid.namespaces.plant]\nhostnames = [\"plant.example.net\"]\n\n\
+         [eventgrid.namespaces.plant.custom_jwt]\nissuer = \"https://issuer.example.net\"\n\
+         algorithms = [\"HS256\"]\nhmac_secrets = {secrets}\n{extra}"
+    )
+}
+
+const HS_SECRET: &str = "hs256-shared-secret-of-32-bytes!";
+
+#[test]
+fn custom_jwt_hmac_secrets_load_and_are_masked() {
+    let dir = TempDir::new("custom-jwt-hmac");
+    let file = dir.file("issuer.secret", "file-held-secret-of-at-least-32-b\n");
+    let text = hs256_namespace(
+        &format!("[\"{HS_SECRET}\"]"),
+        &format!("hmac_secret_files = [\"{}\"]\n", file.display()),
+    );
+    let c = Config::from_str(&text, "t.toml").expect("valid");
+    let ns = &c.eventgrid_namespaces["plant"];
+    let custom = ns.custom_jwt.as_ref().expect("custom_jwt");
+    assert_eq!(custom.algorithms, ["HS256"]);
+    let (entra, keys) = namespace_keys(ns).expect("keys load");
+    assert!(entra.is_empty());
+    assert!(
+        !keys.has_public_keys(),
+        "an HS256-only namespace needs no public key"
+    );
+    // The file's trailing newline is not part of the secret.
+    assert_eq!(
+        keys.hmac_keys().collect::<Vec<_>>(),
+        [HS_SECRET, "file-held-secret-of-at-least-32-b"]
+    );
+
+    let shown = c.effective_toml();
+    assert!(!shown.contains(HS_SECRET), "{shown}");
+    assert!(shown.contains("hmac_secrets = [\"***\"]"), "{shown}");
+    // The file path is not a secret and stays visible.
+    assert!(shown.contains("issuer.secret"), "{shown}");
+    assert!(
+        !format!("{ns:?}").contains(HS_SECRET),
+        "Debug leaks the secret"
+    );
+}
+
+#[test]
+fn custom_jwt_algorithm_errors_name_the_item() {
+    let e = err(&hs256_namespace("[]", ""));
+    assert_starts(
+        &e,
+        "t.toml: eventgrid.namespaces.plant.custom_jwt.hmac_secrets: HS256 is listed",
+    );
+    let e = err(&hs256_namespace("[\"short\"]", ""));
+    assert_starts(
+        &e,
+        "t.toml: eventgrid.namespaces.plant.custom_jwt.hmac_secrets[0]: must be at least 32 bytes",
+    );
+    assert!(!e.contains("short\""), "secret echoed: {e}");
+    let e = err(&hs256_namespace(
+        "[]",
+        "hmac_secret_files = [\"/nonexistent/hubmq-secret\"]\n",
+    ));
+    assert_starts(
+        &e,
+        "t.toml: eventgrid.namespaces.plant.custom_jwt.hmac_secret_files[0]: cannot read /nonexistent/hubmq-secret",
+    );
+    let dir = TempDir::new("custom-jwt-short-file");
+    let short = dir.file("short.secret", "  tiny\n");
+    let e = err(&hs256_namespace(
+        "[]",
+        &format!("hmac_secret_files = [\"{}\"]\n", short.display()),
+    ));
+    assert!(
+        e.contains("custom_jwt.hmac_secret_files[0]")
+            && e.contains("32 bytes")
+            && !e.contains("tiny"),
+        "{e}"
+    );
+    let e = err(&hs256_namespace(
+        &format!("[\"{HS_SECRET}\"]"),
+        "", // algorithms replaced below
+    )
+    .replace("[\"HS256\"]", "[\"RS256\", \"PS256\"]"));
+    assert_starts(
+        &e,
+        "t.toml: eventgrid.namespaces.plant.custom_jwt.algorithms[1]: \"PS256\" is not one of",
+    );
+    let e = err(&hs256_namespace(&format!("[\"{HS_SECRET}\"]"), "")
+        .replace("[\"HS256\"]", "[\"HS256\", \"HS256\"]"));
+    assert_starts(
+        &e,
+        "t.toml: eventgrid.namespaces.plant.custom_jwt.algorithms[1]: \"HS256\" is listed twice",
+    );
+    // A secret without HS256 listed is refused rather than silently unused.
+    let e = err(
+        &hs256_namespace(&format!("[\"{HS_SECRET}\"]"), "jwks_file = \"k.json\"\n")
+            .replace("[\"HS256\"]", "[\"RS256\"]"),
+    );
+    assert_starts(
+        &e,
+        "t.toml: eventgrid.namespaces.plant.custom_jwt.hmac_secrets: only allowed when algorithms lists HS256",
+    );
+    // RS256 listed next to HS256 still needs a public key.
+    let e = err(&hs256_namespace(&format!("[\"{HS_SECRET}\"]"), "")
+        .replace("[\"HS256\"]", "[\"RS256\", \"HS256\"]"));
+    assert_starts(
+        &e,
+        "t.toml: eventgrid.namespaces.plant.custom_jwt: needs public_key_files or jwks_file",
+    );
+}

@@ -299,7 +299,10 @@ impl CustomJwtCfg {
             } else {
                 "custom_jwt.public_key_files"
             };
-            return err(item, "only used by RS256 or ES256, which algorithms does not list");
+            return err(
+                item,
+                "only used by RS256 or ES256, which algorithms does not list",
+            );
         }
         if self.accepts_algorithm("HS256") {
             if self.hmac_secrets.is_empty() && self.hmac_secret_files.is_empty() {

@@ -1,8 +1,10 @@
 //! From an `OAUTH2-JWT` (Microsoft Entra ID, §3) or `CUSTOM-JWT` (§4) token in the CONNECT or
 //! AUTH Authentication Data to a `ClientIdentity`, or to the MQTT reason code the refusal is
 //! answered with. Signature, time and `aud` checks are `crate::verify`'s; this module adds the
-//! Event Grid rules on top: RS256 only, the 8 KB size cap, `nbf` required, the issuer forms, the
-//! authentication name and the claims that become attributes.
+//! Event Grid rules on top: which `alg` a method accepts (RS256 only, as Event Grid documents;
+//! a custom-JWT namespace may opt into ES256 and HS256 as a hubmq extension), the 8 KB size cap,
+//! `nbf` required, the issuer forms, the authentication name and the claims that become
+//! attributes.
 
 use serde_json::{Map, Value};
 
@@ -26,8 +28,9 @@ pub const REASON_TOO_LARGE: u8 = 0x95;
 pub enum EgTokenError {
     #[error("authentication data is larger than 8 KB")]
     TooLarge,
-    /// The `alg` header is not RS256 (HMAC, `none` and ES256 are all refused here).
-    #[error("token algorithm must be RS256")]
+    /// The `alg` header is not one the method accepts: RS256 for Entra; the namespace's
+    /// `custom_jwt.algorithms` (default RS256) for custom JWT. `none` is always refused.
+    #[error("token algorithm is not accepted")]
     Algorithm,
     /// The `typ` header is neither `JWT` nor `JWS` (custom JWT only).
     #[error("token type must be JWT or JWS")]
@@ -105,20 +108,65 @@ impl EntraVerifier {
     }
 }
 
-/// Custom-JWT settings with their keys loaded (PEM issuer certificates and/or a JWKS).
+/// The JWS algorithms a token method accepts. Kept apart from the keys on purpose: `verify`
+/// checks a token only against keys of its own kind, and this list decides which kinds may be
+/// used at all, so a key that is present but not meant for a namespace's algorithms (an EC key
+/// in an RS256-only JWKS, an HMAC secret left in a ring) can never accept a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AcceptedAlgs {
+    rs256: bool,
+    es256: bool,
+    hs256: bool,
+}
+
+impl AcceptedAlgs {
+    /// Event Grid's rule for both methods [doc: §3, §4].
+    const RS256_ONLY: AcceptedAlgs = AcceptedAlgs {
+        rs256: true,
+        es256: false,
+        hs256: false,
+    };
+
+    /// From `custom_jwt.algorithms`. Names are case-sensitive as in JOSE (RFC 7518 §3.1);
+    /// anything else is ignored here because `Namespace::validate` refuses it first.
+    fn from_names(names: &[String]) -> Self {
+        let has = |alg: &str| names.iter().any(|n| n == alg);
+        AcceptedAlgs {
+            rs256: has("RS256"),
+            es256: has("ES256"),
+            hs256: has("HS256"),
+        }
+    }
+
+    fn accepts(self, alg: &str) -> bool {
+        match alg {
+            "RS256" => self.rs256,
+            "ES256" => self.es256,
+            "HS256" => self.hs256,
+            _ => false,
+        }
+    }
+}
+
+/// Custom-JWT settings with their keys loaded (PEM issuer certificates and/or a JWKS, and the
+/// HMAC secrets when HS256 is enabled).
 #[derive(Debug, Clone)]
 pub struct CustomJwtVerifier {
     issuer: String,
     keys: KeyRing,
     skew_secs: u64,
+    algorithms: AcceptedAlgs,
 }
 
 impl CustomJwtVerifier {
+    /// `keys` holds whatever the caller loaded for this namespace; only those of an algorithm
+    /// listed in `cfg.algorithms` are ever used (see `AcceptedAlgs`).
     pub fn new(cfg: &CustomJwtCfg, keys: KeyRing) -> Self {
         CustomJwtVerifier {
             issuer: cfg.issuer.clone(),
             keys,
             skew_secs: cfg.skew_secs,
+            algorithms: AcceptedAlgs::from_names(&cfg.algorithms),
         }
     }
 }
@@ -128,8 +176,8 @@ fn without_slash(s: &str) -> &str {
     s.strip_suffix('/').unwrap_or(s)
 }
 
-/// Size cap, UTF-8, and the protected header's `alg` (must be RS256) and `typ`.
-fn precheck(data: &[u8], check_typ: bool) -> Result<&str, EgTokenError> {
+/// Size cap, UTF-8, and the protected header's `alg` (one of `algs`) and `typ`.
+fn precheck(data: &[u8], algs: AcceptedAlgs, check_typ: bool) -> Result<&str, EgTokenError> {
     if data.len() > MAX_AUTH_DATA_LEN {
         return Err(EgTokenError::TooLarge);
     }
@@ -144,10 +192,15 @@ fn precheck(data: &[u8], check_typ: bool) -> Result<&str, EgTokenError> {
         .map_err(|_| TokenError::Malformed)?;
     let header: Map<String, Value> =
         serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
-    // Checked before any key is tried, so an HS256 token can never be verified with an RSA
-    // public key as its secret, nor an ES256 one with a JWKS EC key the issuer did not mean.
-    if header.get("alg").and_then(Value::as_str) != Some("RS256") {
-        return Err(EgTokenError::Algorithm);
+    // Checked before any key is tried, so a namespace only ever verifies the algorithms it
+    // listed: an RS256-only one never tries an ES256 token against a JWKS EC key the issuer did
+    // not mean, nor an HS256 token at all. (A duplicated `alg` member, which this lenient parse
+    // would resolve to the last one, is refused by `verify`'s strict header parse.) Where HS256
+    // is accepted, `verify` checks it against the configured HMAC secrets only, never against a
+    // public key's bytes.
+    match header.get("alg").and_then(Value::as_str) {
+        Some(alg) if algs.accepts(alg) => {}
+        _ => return Err(EgTokenError::Algorithm),
     }
     if check_typ {
         match header.get("typ") {
@@ -187,7 +240,7 @@ pub fn verify_entra(
     cfg: &EntraVerifier,
     now: u64,
 ) -> Result<VerifiedToken, EgTokenError> {
-    let token = precheck(data.as_ref(), false)?;
+    let token = precheck(data.as_ref(), AcceptedAlgs::RS256_ONLY, false)?;
     let audience = |aud: &str| {
         cfg.audiences
             .iter()
@@ -225,7 +278,8 @@ pub fn verify_entra(
 /// Claims that never become attributes (§4).
 const RESERVED_CLAIMS: [&str; 5] = ["iss", "sub", "aud", "exp", "nbf"];
 
-/// Verifies a custom-issuer token (`CUSTOM-JWT`, §4): RS256; `typ` `JWT`, `JWS` or absent
+/// Verifies a custom-issuer token (`CUSTOM-JWT`, §4): an `alg` of the namespace's `algorithms`
+/// (RS256 unless the hubmq extension lists ES256 / HS256 too); `typ` `JWT`, `JWS` or absent
 /// [unconfirmed]; `iss` equal to the configured issuer; `aud` (string or array) holding one of
 /// `hostnames` with or without a trailing `/` (host names compared ignoring ASCII case);
 /// `sub`, `exp` and `nbf` required. `sub` is the authentication name; every other claim that is
@@ -236,7 +290,7 @@ pub fn verify_custom_jwt(
     hostnames: &[String],
     now: u64,
 ) -> Result<VerifiedToken, EgTokenError> {
-    let token = precheck(data.as_ref(), true)?;
+    let token = precheck(data.as_ref(), cfg.algorithms, true)?;
     let audience = |aud: &str| {
         hostnames
             .iter()
