@@ -106,15 +106,15 @@ struct Active {
 }
 
 /// Runs an MQTT connection to the end. `rx` holds bytes already read (after an HTTP upgrade),
-/// `auth` how it authenticates, `client_certs` the chain a mutual-TLS client presented (DER,
-/// leaf first; usually empty).
+/// `auth` how it authenticates, `client_cert` what a mutual-TLS client presented (usually
+/// nothing).
 pub async fn run<S>(
     w: Rc<Worker>,
     stream: S,
     transport: Transport,
     rx: BytesMut,
     auth: Auth,
-    client_certs: Vec<Vec<u8>>,
+    client_cert: crate::tls::ClientCert,
 ) where
     S: AsyncReadRent + AsyncWriteRent + monoio::io::Split + 'static,
 {
@@ -144,7 +144,8 @@ pub async fn run<S>(
         pre,
         ns,
         token_deadline: None,
-        client_certs,
+        client_certs: client_cert.chain,
+        client_ca_verified: client_cert.ca_verified,
         ws: transport
             .is_ws()
             .then(|| WsDecoder::new(2 * max_packet as usize + 64)),
@@ -236,6 +237,9 @@ struct Reader {
     token_deadline: Option<Instant>,
     /// The client's TLS certificate chain, for the upstream `connect` event; taken there.
     client_certs: Vec<Vec<u8>>,
+    /// Whether that chain verified up to a client CA (false: only a pinned thumbprint let it
+    /// in, see `tls::ClientCert`).
+    client_ca_verified: bool,
     ws: Option<WsDecoder>,
     /// MQTT bytes unwrapped from WebSocket frames (unused on TCP, where `rx` is the stream).
     mqtt_rx: BytesMut,

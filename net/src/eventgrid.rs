@@ -78,6 +78,22 @@ pub struct NamespaceSettings {
     pub audiences: Vec<String>,
 }
 
+/// The leaf thumbprints a namespace pins: every enabled `ThumbprintMatch` client's
+/// `allowed_thumbprints`, for the TLS layer to accept those (often self-signed) certificates.
+pub fn pinned_thumbprints(model: &Namespace) -> Vec<crate::tls::Thumbprint> {
+    use hubmq_auth::eventgrid::model::{ClientState, ValidationScheme};
+    model
+        .clients
+        .iter()
+        .filter(|c| {
+            c.state == ClientState::Enabled
+                && c.validation_scheme == ValidationScheme::ThumbprintMatch
+        })
+        .flat_map(|c| c.allowed_thumbprints.iter())
+        .filter_map(|t| crate::tls::thumbprint_from_hex(t))
+        .collect()
+}
+
 /// The part of a namespace a reload (SIGHUP) replaces: who may connect and what they may do.
 pub struct NsAuth {
     pub policy: CompiledNamespace,

@@ -90,6 +90,7 @@ impl Server {
                 continue;
             };
             notes.extend(ns.reload(s)?);
+            self.pin_certificates(s);
             for w in 0..self.shared.settings.workers {
                 self.shared
                     .mesh
@@ -105,6 +106,11 @@ impl Server {
             }
         }
         Ok(notes)
+    }
+
+    /// Hands namespace `s`'s pinned client-certificate thumbprints to its mutual-TLS listeners.
+    fn pin_certificates(&self, s: &crate::eventgrid::NamespaceSettings) {
+        pin_certificates(&self.shared.settings, s);
     }
 
     pub fn reload_auth(&self, auth: crate::lifecycle::AuthSettings) {
@@ -158,6 +164,9 @@ pub fn start(mut settings: Settings) -> io::Result<Server> {
         },
     );
     let webhooks = settings.eventgrid.iter().any(|n| n.model.webhook.is_some());
+    for ns in &settings.eventgrid {
+        pin_certificates(&settings, ns);
+    }
     let upstream = crate::upstream::Upstream::start(&settings.upstream, webhooks)?;
     let registry = Registry::default();
     let mut eventgrid = HashMap::new();
@@ -204,6 +213,19 @@ pub fn start(mut settings: Settings) -> io::Result<Server> {
         shared,
         threads,
     })
+}
+
+/// Pins the `ThumbprintMatch` certificates of namespace `ns` on its mutual-TLS listeners (only
+/// Event Grid listeners ever get pins: a Web PubSub listener stays CA-only).
+fn pin_certificates(settings: &Settings, ns: &crate::eventgrid::NamespaceSettings) {
+    let pins = crate::eventgrid::pinned_thumbprints(&ns.model);
+    for l in &settings.listeners {
+        if let (Some(auth), Some(name)) = (&l.client_auth, &l.namespace) {
+            if *name == ns.name {
+                auth.set_pinned(pins.clone());
+            }
+        }
+    }
 }
 
 fn worker_main(id: WorkerId, shared: Arc<Shared>, barrier: Arc<Barrier>, failed: Arc<AtomicUsize>) {
@@ -317,12 +339,12 @@ async fn accept_loop(
                         Transport::Tcp,
                         BytesMut::new(),
                         conn::Auth::for_listener(ns),
-                        Vec::new(),
+                        crate::tls::ClientCert::none(),
                     ))
                     .await
                 }
                 (ListenerKind::Http, _) => {
-                    Box::pin(serve_http(w.clone(), stream, false, Vec::new(), ns)).await
+                    Box::pin(serve_http(w.clone(), stream, false, crate::tls::ClientCert::none(), ns)).await
                 }
                 (_, Some(acc)) => {
                     Box::pin(serve_tls(
@@ -366,8 +388,8 @@ async fn serve_tls(
     let res = monoio::time::timeout(timeout, acc.accept(stream)).await;
     let certs = slot
         .as_ref()
-        .map(crate::tls::take_chain)
-        .unwrap_or_default();
+        .and_then(crate::tls::take_client_cert)
+        .unwrap_or_else(crate::tls::ClientCert::none);
     match res {
         Ok(Ok(tls)) if kind == ListenerKind::Tls => {
             let auth = conn::Auth::for_listener(ns);
@@ -380,14 +402,15 @@ async fn serve_tls(
 }
 
 /// Serves HTTP requests on one connection until it upgrades to WebSocket MQTT or closes.
-/// `certs`: the client's TLS certificate chain (mutual TLS), for the upstream `connect` event.
+/// `certs`: the client's TLS certificate (mutual TLS), for the upstream `connect` event and
+/// Event Grid certificate authentication.
 /// On a listener of an Event Grid namespace (`ns`) MQTT over WebSocket is at `/mqtt` and the
 /// client authenticates in CONNECT; the Web PubSub paths and the REST API are not served there.
 async fn serve_http<S>(
     w: Rc<Worker>,
     mut s: S,
     tls: bool,
-    certs: Vec<Vec<u8>>,
+    certs: crate::tls::ClientCert,
     ns: Option<Arc<EgNamespace>>,
 ) where
     S: AsyncReadRent + AsyncWriteRent + monoio::io::Split + 'static,

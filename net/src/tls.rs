@@ -55,6 +55,16 @@ pub struct ClientCert {
     pub ca_verified: bool,
 }
 
+impl ClientCert {
+    /// No certificate presented (plain TCP/HTTP listeners, or `optional` without one).
+    pub fn none() -> ClientCert {
+        ClientCert {
+            chain: Vec::new(),
+            ca_verified: false,
+        }
+    }
+}
+
 /// What one handshake recorded about the client's certificate; `None` when it sent none.
 pub type CertSlot = Arc<Mutex<Option<ClientCert>>>;
 

@@ -1788,3 +1788,125 @@ fn outbound_quota_delays_deliveries_and_drops_none() {
         },
     );
 }
+
+#[test]
+fn self_signed_thumbprint_clients_connect_and_cannot_claim_ca_schemes() {
+    if !require(
+        "self_signed_thumbprint_clients_connect_and_cannot_claim_ca_schemes",
+        &[Client::Paho],
+    ) {
+        return;
+    }
+    let Some(dir) = crate::upstream::make_mtls_files() else {
+        return;
+    };
+    // A self-signed client certificate (not a CA, client auth only), pinned by thumbprint.
+    let d = dir.display().to_string();
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-days", "1", "-subj", "/CN=device-1"])
+        .args([
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "extendedKeyUsage=clientAuth",
+        ])
+        .args([
+            "-keyout",
+            &format!("{d}/pinned.key"),
+            "-out",
+            &format!("{d}/pinned.pem"),
+        ])
+        .output()
+        .expect("run openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let fp = Command::new("openssl")
+        .args([
+            "x509",
+            "-in",
+            &format!("{d}/pinned.pem"),
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+        ])
+        .output()
+        .expect("run openssl");
+    let fp = String::from_utf8_lossy(&fp.stdout);
+    let thumbprint = fp.trim().rsplit('=').next().unwrap_or_default().to_owned();
+    assert_eq!(thumbprint.len(), 95, "openssl fingerprint: {fp}");
+
+    let listeners = format!(
+        "[[listeners]]\nkind = \"tls\"\nbind = \"127.0.0.1:0\"\nnamespace = \"{NS}\"\n\
+         cert = \"{d}/server.pem\"\nkey = \"{d}/server.key\"\nclient_ca = \"{d}/ca.pem\"\n\
+         client_auth = \"optional\"\n"
+    );
+    let tables = format!(
+        "[[eventgrid.namespaces.{NS}.clients]]\nauthentication_name = \"gateway-7\"\n\
+         validation_scheme = \"ThumbprintMatch\"\nallowed_thumbprints = [\"{thumbprint}\"]\n"
+    );
+    let b = broker_cfg(Tweaks {
+        listeners: &listeners,
+        quotas: RELAXED_QUOTAS,
+        tables: &tables,
+        ..Tweaks::default()
+    });
+    let addr = eg_addr(&b, "tls");
+    let paho = |user: &str, id: &str| -> Value {
+        let out = Command::new("python3")
+            .arg("tests/clients/paho_client.py")
+            .args([
+                "pub",
+                "--protocol",
+                "5",
+                "--client-id",
+                id,
+                "--username",
+                user,
+            ])
+            .args([
+                "--topic",
+                &format!("devices/{user}/x"),
+                "--qos",
+                "1",
+                "--message",
+                "m",
+            ])
+            .args([
+                "--url",
+                &format!("mqtts://localhost:{}", addr.port()),
+                "--timeout",
+                "15",
+            ])
+            .args(["--ca-file", &format!("{d}/server.pem")])
+            .args([
+                "--cert-file",
+                &format!("{d}/pinned.pem"),
+                "--key-file",
+                &format!("{d}/pinned.key"),
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("run paho");
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("paho JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    // The pinned client gets in and may publish under its own name.
+    let r = paho("gateway-7", "pin-ok");
+    assert_eq!(codes(&r["acks"]), vec![0], "{r}");
+    // The same self-signed certificate, though its CN says device-1, cannot pass for a
+    // CA-verified client (SubjectMatchesAuthenticationName).
+    let r = paho("device-1", "pin-claim");
+    assert_eq!(r["connect"]["reason_code"], 0x87, "{r}");
+}

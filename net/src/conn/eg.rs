@@ -12,6 +12,7 @@ use hubmq_auth::eventgrid::{
     check_publish_with_mask, check_subscribe, validate_filter, validate_topic_name,
     verify_custom_jwt, verify_entra, ClientIdentity, EgTokenError,
 };
+use hubmq_auth::eventgrid::cert::ChainTrust;
 use hubmq_core::connect::{connack_success, negotiate};
 use hubmq_core::message::Message;
 use hubmq_core::mqtt::{
@@ -151,7 +152,12 @@ impl Reader {
                 &auth.name_sources,
                 username,
                 &certs,
-                hubmq_auth::eventgrid::cert::ChainTrust::CaVerified,
+                if self.client_ca_verified {
+                    ChainTrust::CaVerified
+                } else {
+                    // Let in by a pinned thumbprint only: CA-based schemes are refused.
+                    ChainTrust::Unverified { now: now_secs() }
+                },
             ) {
                 Ok(identity) => Ok(Verified {
                     identity,
