@@ -344,7 +344,14 @@ async fn accept_loop(
                     .await
                 }
                 (ListenerKind::Http, _) => {
-                    Box::pin(serve_http(w.clone(), stream, false, crate::tls::ClientCert::none(), ns)).await
+                    Box::pin(serve_http(
+                        w.clone(),
+                        stream,
+                        false,
+                        crate::tls::ClientCert::none(),
+                        ns,
+                    ))
+                    .await
                 }
                 (_, Some(acc)) => {
                     Box::pin(serve_tls(

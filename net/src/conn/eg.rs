@@ -7,12 +7,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hubmq_auth::eventgrid::cert::ChainTrust;
 use hubmq_auth::eventgrid::token::{CUSTOM_JWT_METHOD, ENTRA_METHOD, MAX_AUTH_DATA_LEN};
 use hubmq_auth::eventgrid::{
     check_publish_with_mask, check_subscribe, validate_filter, validate_topic_name,
     verify_custom_jwt, verify_entra, ClientIdentity, EgTokenError,
 };
-use hubmq_auth::eventgrid::cert::ChainTrust;
 use hubmq_core::connect::{connack_success, negotiate};
 use hubmq_core::message::Message;
 use hubmq_core::mqtt::{
