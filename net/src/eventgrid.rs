@@ -635,8 +635,8 @@ impl Worker {
     }
 
     /// After a reload of `ns`: re-checks every session this worker owns in it. A registered
-    /// (certificate) client that is gone or disabled is disconnected with 0x87 and its session
-    /// ended; every other session gets its rights recompiled and loses the subscriptions they
+    /// (certificate) client that is gone or disabled is disconnected with 0x87 (its session
+    /// lives on until it expires); every other session gets its rights recompiled and loses the subscriptions they
     /// no longer cover (lifecycle reason `ClientAuthorizationError`, §6).
     pub fn eg_recheck(&self, ns: &EgNamespace) {
         let auth = ns.auth.load_full();
@@ -653,7 +653,6 @@ impl Worker {
                 .map(|(i, _)| SessionIdx(i as u32))
                 .collect()
         };
-        let now = self.now_ms();
         for idx in sessions {
             let Some(Some((identity, source, name))) = self.with_slot(idx, |s| {
                 s.eg.as_ref()
@@ -675,13 +674,14 @@ impl Worker {
                     disconnection_reason = "ClientAuthenticationError",
                     "client removed or disabled by a configuration change"
                 );
+                // The session itself stays until it expires, so its name cannot be taken by
+                // another client meanwhile (§2: a deleted client's session name stays taken).
                 if let Some(Some(conn)) = self.with_slot(idx, |s| s.conn.clone()) {
                     conn.disconnect(
                         ReasonCode::NotAuthorized,
                         Some("client removed or disabled"),
                     );
                 }
-                self.remove_session(idx, now);
                 continue;
             };
             let perms = auth.policy.permissions(&identity);
