@@ -1910,3 +1910,36 @@ fn self_signed_thumbprint_clients_connect_and_cannot_claim_ca_schemes() {
     let r = paho("device-1", "pin-claim");
     assert_eq!(r["connect"]["reason_code"], 0x87, "{r}");
 }
+
+#[test]
+fn mqttjs_connects_over_wss_at_mqtt_with_an_entra_token() {
+    if !require(
+        "mqttjs_connects_over_wss_at_mqtt_with_an_entra_token",
+        &[Client::MqttJs],
+    ) {
+        return;
+    }
+    let Some(dir) = crate::upstream::make_mtls_files() else {
+        return;
+    };
+    let d = dir.display();
+    let listeners = format!(
+        "[[listeners]]\nkind = \"https\"\nbind = \"127.0.0.1:0\"\nnamespace = \"{NS}\"\n\
+         cert = \"{d}/server.pem\"\nkey = \"{d}/server.key\"\n"
+    );
+    let b = broker_with(&listeners);
+    let addr = eg_addr(&b, "https");
+    let mut args = flags(&format!(
+        "pubsub --url wss://localhost:{}/mqtt --protocol 5 --client-id wss-1 \
+         --auth-method OAUTH2-JWT --topic fleet/wss --qos 1 --count 2 --message m{{i}} --timeout 15",
+        addr.port()
+    ));
+    args.extend(["--auth-data".into(), entra(ALL_OID, 600)]);
+    args.extend(["--ca-file".into(), format!("{d}/server.pem")]);
+    let r = Proc::spawn(Client::MqttJs, args).finish();
+    assert_eq!(payloads(&r), vec!["m0", "m1"], "{r}");
+    assert_eq!(
+        r["connack_properties"]["authentication_method"], "OAUTH2-JWT",
+        "{r}"
+    );
+}
