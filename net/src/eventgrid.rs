@@ -410,12 +410,14 @@ impl EgNamespace {
         let ttl = v311.then(|| now_ms + V311_RETAINED_TTL_MS);
         let copy = Arc::new(msg.with_retain(true, ttl));
         let mut st = self.retained_store();
-        st.remove(&msg.topic);
-        if st.by_topic.len() >= self.retained_max_messages
-            || st.bytes + copy.cost() > self.retained_max_bytes
-        {
+        // Checked as if replaced, so a refused update leaves the current message in place.
+        let old = st.by_topic.get(&*msg.topic).map(|m| m.cost());
+        let count = st.by_topic.len() + usize::from(old.is_none());
+        let bytes = st.bytes - old.unwrap_or(0) + copy.cost();
+        if count > self.retained_max_messages || bytes > self.retained_max_bytes {
             return Err(ReasonCode::QuotaExceeded);
         }
+        st.remove(&msg.topic);
         st.bytes += copy.cost();
         st.by_topic.insert(copy.topic.clone(), copy);
         Ok(())
@@ -585,19 +587,24 @@ impl Worker {
         if let Some(trie) = eg_tries.get(&hub) {
             trie.for_each_match(&msg.topic, &mut collect);
         }
+        // No Local belongs to each subscription: drop those first, then keep one entry per
+        // session, at the highest QoS its remaining subscriptions grant.
+        eg_targets.retain(|&(idx, _, no_local)| {
+            !no_local
+                || slots
+                    .get(idx.0 as usize)
+                    .and_then(|s| s.as_ref())
+                    .is_none_or(|s| s.session.serial != msg.origin)
+        });
         if eg_targets.len() > 1 {
-            // Highest QoS first per session, then keep one entry per session.
             eg_targets.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
             eg_targets.dedup_by_key(|t| t.0);
         }
         let mut c = self.counters.borrow_mut();
-        for &(idx, qos, no_local) in eg_targets.iter() {
+        for &(idx, qos, _) in eg_targets.iter() {
             let Some(slot) = slots.get_mut(idx.0 as usize).and_then(|s| s.as_mut()) else {
                 continue;
             };
-            if no_local && msg.origin == slot.session.serial {
-                continue;
-            }
             let limits = if slot.conn.is_some() {
                 &ns.online_limits
             } else {
@@ -636,8 +643,8 @@ impl Worker {
 
     /// After a reload of `ns`: re-checks every session this worker owns in it. A registered
     /// (certificate) client that is gone or disabled is disconnected with 0x87 (its session
-    /// lives on until it expires); every other session gets its rights recompiled and loses the subscriptions they
-    /// no longer cover (lifecycle reason `ClientAuthorizationError`, §6).
+    /// lives on until it expires); every other session gets its rights recompiled and loses
+    /// the subscriptions they no longer cover (lifecycle reason `ClientAuthorizationError`, §6).
     pub fn eg_recheck(&self, ns: &EgNamespace) {
         let auth = ns.auth.load_full();
         self.st.borrow_mut().eg_masks.remove(&ns.hub);

@@ -1943,3 +1943,53 @@ fn mqttjs_connects_over_wss_at_mqtt_with_an_entra_token() {
         "{r}"
     );
 }
+
+#[test]
+fn no_local_applies_per_subscription_when_filters_overlap() {
+    let b = broker();
+    let token = entra(ALL_OID, 600);
+    // No Local (bit 2) on the wildcard filter only: the own message still comes through the
+    // other, overlapping subscription, once.
+    let mut both = connect(&b, "nl-both", "OAUTH2-JWT", &token);
+    assert_eq!(
+        subscribe(&mut both, 1, &[("fleet/nl/#", 1 | 0x04), ("fleet/+/x", 1)]),
+        vec![1, 1]
+    );
+    let mut only = connect(&b, "nl-only", "OAUTH2-JWT", &token);
+    assert_eq!(
+        subscribe(&mut only, 1, &[("fleet/nl/#", 1 | 0x04)]),
+        vec![1]
+    );
+    both.send(&wire::publish(V5, "fleet/nl/x", b"own", 1, false, 1, &[]));
+    let mut acked = false;
+    let mut got = Vec::new();
+    while !acked || got.is_empty() {
+        let p = both.read_packet_skip_ping();
+        match p[0] & 0xF0 {
+            0x40 => acked = true,
+            0x30 => {
+                let m = wire::publish_of(V5, &p);
+                both.send(&wire::puback(m.pkid));
+                got.push(String::from_utf8_lossy(&m.payload).into_owned());
+            }
+            _ => panic!("unexpected {}", crate::harness::hex(&p)),
+        }
+    }
+    // Exactly one copy of its own message reached `both`.
+    assert_eq!(got, vec!["own"]);
+    // The no-local-only subscriber gets `both`'s message, but not its own: after `self`, the
+    // next message it sees is `both`'s marker.
+    assert_eq!(next_message(&mut only), ("fleet/nl/x".into(), "own".into()));
+    only.send(&wire::publish(V5, "fleet/nl/y", b"self", 1, false, 1, &[]));
+    assert_eq!(wire::ack(&only.read_packet_skip_ping()).0, 0x40);
+    assert_eq!(
+        next_message(&mut both),
+        ("fleet/nl/y".into(), "self".into())
+    );
+    // `both`'s marker matches only its No Local filter: it is not delivered back to it.
+    assert_eq!(publish1(&mut both, "fleet/nl/z", "marker", 2), 0);
+    assert_eq!(
+        next_message(&mut only),
+        ("fleet/nl/z".into(), "marker".into())
+    );
+}
