@@ -297,7 +297,7 @@ pub(crate) fn eventgrid_settings(
 
 /// The upstream event handlers of every hub that has any. Events are signed with the hub's own
 /// keys when it has some, else with the server's (`[auth]`). Restart to change.
-fn upstream_settings(config: &Config) -> hubmq_net::upstream::UpstreamSettings {
+pub(crate) fn upstream_settings(config: &Config) -> hubmq_net::upstream::UpstreamSettings {
     use hubmq_net::upstream::{HandlerSpec, HubUpstream, SystemEvent, UpstreamSettings};
     let hubs = config
         .hubs

@@ -51,9 +51,10 @@ pub fn run(
                 notify("STATUS=reloading configuration");
                 match reload(&config).and_then(|(new, auth, changes)| {
                     let eg = crate::eventgrid_settings(&new)?;
-                    let notes = server
+                    let mut notes = server
                         .reload_eventgrid(&eg)
                         .map_err(|e| anyhow::anyhow!(e))?;
+                    notes.extend(server.reload_upstream(&crate::upstream_settings(&new)));
                     Ok((new, auth, changes, notes))
                 }) {
                     Ok((new, auth, mut changes, notes)) => {
@@ -198,6 +199,7 @@ fn describe_changes(old: &Config, new: &Config) -> Vec<String> {
     restart("[server]", old.server != new.server, &mut out);
     restart("[[listeners]]", old.listeners != new.listeners, &mut out);
     restart("[limits]", old.limits != new.limits, &mut out);
+    restart("[upstream]", old.upstream != new.upstream, &mut out);
     restart("[metrics]", old.metrics != new.metrics, &mut out);
     restart("[log]", old.log != new.log, &mut out);
     out
@@ -223,9 +225,7 @@ fn describe_hub_changes(old: &BTreeMap<String, Hub>, new: &BTreeMap<String, Hub>
                     ));
                 }
                 if o.event_handlers != h.event_handlers {
-                    out.push(format!(
-                        "hub {name}: event handlers changed: takes effect after a restart"
-                    ));
+                    out.push(format!("hub {name}: event handlers changed"));
                 }
             }
         }

@@ -108,6 +108,22 @@ impl Server {
         Ok(notes)
     }
 
+    /// Reloads the Web PubSub upstream handlers and their signing keys. Returns a note when
+    /// handlers appear but the upstream client was not started (no hub had any at start).
+    pub fn reload_upstream(&self, settings: &crate::upstream::UpstreamSettings) -> Vec<String> {
+        match &self.shared.upstream {
+            Some(u) => {
+                u.reload_hubs(&settings.hubs);
+                Vec::new()
+            }
+            None if settings.hubs.values().any(|h| !h.handlers.is_empty()) => vec![
+                "event handlers added while none were configured at start: restart to enable them"
+                    .to_owned(),
+            ],
+            None => Vec::new(),
+        }
+    }
+
     /// Hands namespace `s`'s pinned client-certificate thumbprints to its mutual-TLS listeners.
     fn pin_certificates(&self, s: &crate::eventgrid::NamespaceSettings) {
         pin_certificates(&self.shared.settings, s);

@@ -966,3 +966,34 @@ fn mutual_tls_client_certificate_reaches_the_connect_event() {
     assert_eq!(v["connected"], true, "{v}");
     strict.assert_alive();
 }
+
+#[test]
+fn sighup_reloads_event_handlers() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = dead.local_addr().expect("addr").port();
+    drop(dead);
+    let b = Broker::start_with(&handler_toml(
+        &format!("http://127.0.0.1:{port}/upstream/{{event}}"),
+        "",
+        2000,
+    ));
+    let token = b.token(HUB, None, &[], &[]);
+    let (_, ack) = connect(&b, false, Some(&token), "", Connect::v5("hup-1"));
+    assert_eq!(ack.code, 0x88, "the connect handler is down");
+
+    // The handler list loses `connect`: after SIGHUP the hub's CONNECTs no longer wait for it.
+    let path = b.config_path();
+    let text = std::fs::read_to_string(&path).expect("read config");
+    let edited = text.replace(
+        r#"system_events = ["connect", "connected", "disconnected"]"#,
+        r#"system_events = ["connected", "disconnected"]"#,
+    );
+    assert_ne!(text, edited);
+    std::fs::write(&path, edited).expect("write config");
+    b.signal("HUP");
+    wait_until("the reload is logged", Duration::from_secs(10), || {
+        b.logs().contains("event handlers changed")
+    });
+    let (_, ack) = connect(&b, false, Some(&token), "", Connect::v5("hup-2"));
+    assert_eq!(ack.code, 0, "no connect handler after the reload");
+}

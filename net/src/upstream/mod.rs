@@ -154,8 +154,16 @@ pub fn new_id() -> String {
 
 /// The running upstream client. Shared by every worker.
 pub struct Upstream {
-    settings: UpstreamSettings,
+    /// Handlers and signing keys per hub (lower-case name); replaced whole by a reload.
+    hubs: arc_swap::ArcSwap<HashMap<String, Arc<HubUpstream>>>,
+    public_host: String,
     client: client::Pool,
+}
+
+fn shared_hubs(hubs: &HashMap<String, HubUpstream>) -> HashMap<String, Arc<HubUpstream>> {
+    hubs.iter()
+        .map(|(k, v)| (k.clone(), Arc::new(v.clone())))
+        .collect()
 }
 
 impl Upstream {
@@ -170,17 +178,25 @@ impl Upstream {
         }
         let client = client::Pool::start(settings)?;
         Ok(Some(Arc::new(Upstream {
-            settings: settings.clone(),
+            hubs: arc_swap::ArcSwap::from_pointee(shared_hubs(&settings.hubs)),
+            public_host: settings.public_host.clone(),
             client,
         })))
     }
 
-    pub fn hub(&self, lower_name: &str) -> Option<&HubUpstream> {
-        self.settings.hubs.get(lower_name)
+    /// The handlers of hub `lower_name`, as of now (a reload may replace them).
+    pub fn hub(&self, lower_name: &str) -> Option<Arc<HubUpstream>> {
+        self.hubs.load().get(lower_name).cloned()
+    }
+
+    /// SIGHUP: new handlers and signing keys for every hub; events already queued or in
+    /// flight finish with the old ones. The client threads and their settings stay.
+    pub fn reload_hubs(&self, hubs: &HashMap<String, HubUpstream>) {
+        self.hubs.store(Arc::new(shared_hubs(hubs)));
     }
 
     pub fn public_host(&self) -> &str {
-        &self.settings.public_host
+        &self.public_host
     }
 
     /// Sends a blocking event and waits (without blocking the thread) for the answer.
