@@ -558,7 +558,7 @@ impl Worker {
     /// exact group's members and every wildcard group the trie finds. A session matched by
     /// several filters gets one copy at the highest granted QoS (MQTT 5 §3.3.4).
     pub fn eg_deliver_local(&self, hub: HubId, group: Option<GroupId>, msg: &Arc<Message>) {
-        let Some(ns) = self.eg(hub).cloned() else {
+        let Some(ns) = self.eg(hub) else {
             return;
         };
         let now = self.now_ms();
@@ -571,13 +571,30 @@ impl Worker {
             scratch,
             eg_tries,
             eg_targets,
+            eg_stamp,
             ..
         } = &mut *st;
+        // One copy per session, at the highest QoS its matching subscriptions grant (No Local
+        // applies per subscription): each session is stamped with this delivery's number the
+        // first time a filter reaches it, so no sort or set is needed.
+        *eg_stamp += 1;
+        let stamp = *eg_stamp;
         eg_targets.clear();
         let mut collect = |gid: GroupId| {
-            if let Some(lg) = groups.get(&gid) {
-                for &(idx, opts) in &lg.members {
-                    eg_targets.push((idx, opts.qos, opts.no_local));
+            let Some(lg) = groups.get(&gid) else { return };
+            for &(idx, opts) in &lg.members {
+                let Some(slot) = slots.get_mut(idx.0 as usize).and_then(|s| s.as_mut()) else {
+                    continue;
+                };
+                if opts.no_local && msg.origin == slot.session.serial {
+                    continue;
+                }
+                if slot.eg_mark != stamp {
+                    slot.eg_mark = stamp;
+                    slot.eg_mark_qos = opts.qos;
+                    eg_targets.push(idx);
+                } else if opts.qos > slot.eg_mark_qos {
+                    slot.eg_mark_qos = opts.qos;
                 }
             }
         };
@@ -587,21 +604,8 @@ impl Worker {
         if let Some(trie) = eg_tries.get(&hub) {
             trie.for_each_match(&msg.topic, &mut collect);
         }
-        // No Local belongs to each subscription: drop those first, then keep one entry per
-        // session, at the highest QoS its remaining subscriptions grant.
-        eg_targets.retain(|&(idx, _, no_local)| {
-            !no_local
-                || slots
-                    .get(idx.0 as usize)
-                    .and_then(|s| s.as_ref())
-                    .is_none_or(|s| s.session.serial != msg.origin)
-        });
-        if eg_targets.len() > 1 {
-            eg_targets.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-            eg_targets.dedup_by_key(|t| t.0);
-        }
         let mut c = self.counters.borrow_mut();
-        for &(idx, qos, _) in eg_targets.iter() {
+        for &idx in eg_targets.iter() {
             let Some(slot) = slots.get_mut(idx.0 as usize).and_then(|s| s.as_mut()) else {
                 continue;
             };
@@ -610,7 +614,7 @@ impl Worker {
             } else {
                 &ns.limits
             };
-            let qos = msg.qos.min(qos).min(QoS::AtLeastOnce);
+            let qos = msg.qos.min(slot.eg_mark_qos).min(QoS::AtLeastOnce);
             if offer_to_slot(slot, msg, qos, now, limits, &mut c, scratch, &mut slow) {
                 overflow.push(idx);
             }

@@ -181,6 +181,10 @@ pub struct Slot {
     pub server_qos: QoS,
     /// Event Grid sessions: the client's identity and compiled rights.
     pub eg: Option<Box<crate::eventgrid::EgRights>>,
+    /// Event Grid delivery scratch: the delivery (`State::eg_stamp`) that last matched this
+    /// session, and the highest QoS its matching subscriptions grant in it.
+    pub(crate) eg_mark: u64,
+    pub(crate) eg_mark_qos: QoS,
 }
 
 /// This worker's part of a group: local subscribers with their options.
@@ -209,8 +213,10 @@ pub struct State {
     pub(crate) eg_masks: HashMap<HubId, HashMap<Box<str>, u64>>,
     /// Event Grid: this worker's share of each namespace's rate quotas.
     pub(crate) eg_rates: HashMap<HubId, crate::eventgrid::WorkerRates>,
-    /// Event Grid: scratch list of (session, granted QoS, no local) for one delivery.
-    pub(crate) eg_targets: Vec<(SessionIdx, QoS, bool)>,
+    /// Event Grid: the sessions one delivery reaches, each once (see `eg_deliver_local`).
+    pub(crate) eg_targets: Vec<SessionIdx>,
+    /// Event Grid: numbers deliveries, to mark sessions already reached by one.
+    pub(crate) eg_stamp: u64,
 }
 
 pub struct Worker {
@@ -408,6 +414,8 @@ impl Worker {
             up,
             server_qos: QoS::AtLeastOnce,
             eg: None,
+            eg_mark: 0,
+            eg_mark_qos: QoS::AtMostOnce,
         };
         let idx = match st.free.pop() {
             Some(i) => {
