@@ -449,20 +449,6 @@ async fn publisher_loop(
     Ok(())
 }
 
-/// Runs `--at-start` / `--at-end` at the edges of the measured interval, as `fanout` does
-/// (`callgrind-eventgrid.sh` zeroes and dumps callgrind's counters with them). Blocking on
-/// purpose: the interval starts only once the hook has finished. A failing hook is reported,
-/// not fatal, so a load run never dies because of its measuring side.
-fn run_hook(cmd: Option<&str>) {
-    if let Some(cmd) = cmd {
-        match std::process::Command::new("sh").arg("-c").arg(cmd).status() {
-            Ok(s) if s.success() => {}
-            Ok(s) => eprintln!("hubmq-bench: hook `{cmd}` exited with {s}"),
-            Err(e) => eprintln!("hubmq-bench: hook `{cmd}` failed: {e}"),
-        }
-    }
-}
-
 /// Runs the scenario; set-up failures are errors, failures during the run are counted.
 pub async fn run(ctx: ScenarioCtx, a: EgFanoutArgs) -> Outcome {
     if a.subscribers == 0 {
@@ -578,7 +564,7 @@ pub async fn run(ctx: ScenarioCtx, a: EgFanoutArgs) -> Outcome {
     });
 
     tokio::time::sleep(warmup).await;
-    run_hook(a.load.at_start.as_deref());
+    crate::load::run_hook(a.load.at_start.as_deref());
     let generator = crate::procstat::Probe::this_process();
     let (cpu0, gen0) = (ctx.broker.cpu_secs(), generator.cpu_secs());
     let delivered0 = shared.delivered.load(Ordering::Relaxed);
@@ -595,7 +581,7 @@ pub async fn run(ctx: ScenarioCtx, a: EgFanoutArgs) -> Outcome {
     let published1 = shared.published.load(Ordering::Relaxed);
     let (cpu1, gen1) = (ctx.broker.cpu_secs(), generator.cpu_secs());
     let rss = ctx.broker.rss_kib();
-    run_hook(a.load.at_end.as_deref());
+    crate::load::run_hook(a.load.at_end.as_deref());
     shared.stop.store(true, Ordering::Relaxed);
     shared.wake.notify_one();
 

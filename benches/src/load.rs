@@ -306,7 +306,7 @@ pub async fn run(spec: LoadSpec) -> Result<LoadResult, ClientError> {
 
 /// Runs a measurement hook with `sh -c`, blocking on purpose: the load pauses meanwhile, so
 /// the hook's own time does not blur the interval's edges.
-fn run_hook(cmd: Option<&str>) {
+pub(crate) fn run_hook(cmd: Option<&str>) {
     if let Some(cmd) = cmd {
         match std::process::Command::new("sh").arg("-c").arg(cmd).status() {
             Ok(s) if s.success() => {}
