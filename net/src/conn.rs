@@ -929,11 +929,7 @@ impl Reader {
                     }
                 }
             };
-            reasons.push(match rc {
-                Ok(q) => q as u8,
-                Err(rc) if v5 => rc.as_u8(),
-                Err(_) => 0x80,
-            });
+            reasons.push(suback_code(rc, v5));
         }
         self.send(Packet::SubAck(SubAck {
             pkid: s.pkid,
@@ -981,6 +977,15 @@ impl Reader {
             ..UnsubAck::default()
         }));
         Ok(())
+    }
+}
+
+/// A SUBACK entry: the granted QoS, or the refusal (v3.1.1 knows only 0x80, "failure").
+fn suback_code(rc: Result<QoS, ReasonCode>, v5: bool) -> u8 {
+    match rc {
+        Ok(q) => q as u8,
+        Err(rc) if v5 => rc.as_u8(),
+        Err(_) => 0x80,
     }
 }
 

@@ -695,8 +695,7 @@ impl Worker {
                 }
                 continue;
             };
-            let perms = auth.policy.permissions(&identity);
-            let dropped = self.eg_prune_subscriptions(idx, |f| check_subscribe(&perms, f));
+            let dropped = self.eg_set_rights(idx, &auth.policy, identity);
             if dropped > 0 {
                 tracing::info!(
                     namespace = %ns.name,
@@ -706,18 +705,19 @@ impl Worker {
                     "subscriptions removed by a configuration change"
                 );
             }
-            self.with_slot(idx, |s| {
-                if let Some(r) = s.eg.as_mut() {
-                    r.identity = identity;
-                    r.perms = perms;
-                }
-            });
         }
     }
 
-    /// Ends the subscriptions of session `idx` in namespace `ns` that `keep` rejects (after a
-    /// re-authentication narrowed the client's rights; §3 step 3: dropped silently).
-    pub fn eg_prune_subscriptions(&self, idx: SessionIdx, keep: impl Fn(&str) -> bool) -> usize {
+    /// Gives session `idx` the rights `policy` compiles for `identity` (after a re-authentication
+    /// or a reload) and ends the subscriptions they no longer cover (§3 step 3: silently).
+    /// Returns how many were ended.
+    pub fn eg_set_rights(
+        &self,
+        idx: SessionIdx,
+        policy: &CompiledNamespace,
+        identity: ClientIdentity,
+    ) -> usize {
+        let perms = policy.permissions(&identity);
         let doomed: Vec<GroupId> = {
             let st = self.st.borrow();
             let Some(slot) = st.slots.get(idx.0 as usize).and_then(|s| s.as_ref()) else {
@@ -726,13 +726,23 @@ impl Worker {
             slot.session
                 .subs
                 .keys()
-                .filter(|gid| st.groups.get(gid).is_some_and(|lg| !keep(&lg.shared.name)))
+                .filter(|gid| {
+                    st.groups
+                        .get(gid)
+                        .is_some_and(|lg| !check_subscribe(&perms, &lg.shared.name))
+                })
                 .copied()
                 .collect()
         };
         for gid in &doomed {
             self.unsubscribe(idx, *gid);
         }
+        self.with_slot(idx, |s| {
+            if let Some(r) = s.eg.as_mut() {
+                r.identity = identity;
+                r.perms = perms;
+            }
+        });
         doomed.len()
     }
 }

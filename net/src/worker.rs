@@ -600,10 +600,9 @@ impl Worker {
             return false;
         };
         let new = slot.session.subs.insert(g.id, opts).is_none();
-        if new {
-            if let Some(ns) = self.eg(g.hub) {
-                ns.count_subscriptions(1);
-            }
+        let ns = self.eg(g.hub);
+        if let (true, Some(ns)) = (new, ns) {
+            ns.count_subscriptions(1);
         }
         let lg = st.groups.entry(g.id).or_insert_with(|| LocalGroup {
             shared: g.clone(),
@@ -615,10 +614,7 @@ impl Worker {
             lg.members.push((idx, opts));
             if lg.members.len() == 1 {
                 g.interest.fetch_or(1u64 << self.id.0, Ordering::AcqRel);
-                if let Some(ns) = self
-                    .eg(g.hub)
-                    .filter(|_| crate::eventgrid::is_wildcard(&g.name))
-                {
+                if let Some(ns) = ns.filter(|_| crate::eventgrid::is_wildcard(&g.name)) {
                     self.eg_index(&mut st, ns, g);
                 }
             }

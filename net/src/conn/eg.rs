@@ -23,7 +23,7 @@ use hubmq_core::perm::Permissions;
 use hubmq_core::session::SubOpts;
 use hubmq_metrics::DropReason;
 
-use super::{assign_client_id, Active, End, Phase, Reader, Stop};
+use super::{assign_client_id, suback_code, Active, End, Phase, Reader, Stop};
 use crate::auth::{now_secs, Identity};
 use crate::eventgrid::{
     EgNamespace, EgRights, SessionRates, Source, KEEP_ALIVE_MAX_SECS, MAX_FILTERS_PER_SUBSCRIBE,
@@ -588,8 +588,7 @@ impl Reader {
     }
 
     /// Takes one PUBLISH of `bytes` from the session's and the namespace's quotas.
-    fn eg_publish_quota(&mut self, ns: &EgNamespace, bytes: u64) -> bool {
-        let now = self.w.now_ms();
+    fn eg_publish_quota(&mut self, ns: &EgNamespace, bytes: u64, now: u64) -> bool {
         let session = self.eg_active_mut().is_none_or(|eg| {
             eg.rates.publishes.try_take(1, now) && eg.rates.publish_bytes.try_take(bytes, now)
         });
@@ -664,8 +663,8 @@ impl Reader {
             return self.eg_refuse_publish(&p, ReasonCode::ImplementationSpecificError, text, true);
         }
         let w = self.w.clone();
-        if !self.eg_publish_quota(&ns, p.payload.len() as u64) {
-            let now = w.now_ms();
+        let now = w.now_ms();
+        if !self.eg_publish_quota(&ns, p.payload.len() as u64, now) {
             let sustained = self
                 .eg_active_mut()
                 .is_some_and(|eg| !eg.rates.overdraft.try_take(1, now));
@@ -683,20 +682,20 @@ impl Reader {
             );
         }
         let mask = w.eg_topic_mask(&ns, &p.topic);
+        // The rights and the session serial (for No Local) in one look at the slot.
         let allowed = w
             .with_slot(idx, |s| {
                 s.eg.as_ref()
                     .is_some_and(|r| check_publish_with_mask(&r.perms, mask, &p.topic))
+                    .then_some(s.session.serial)
             })
-            .unwrap_or(false);
-        if !allowed {
+            .flatten();
+        let Some(serial) = allowed else {
             return self.eg_refuse_publish(&p, ReasonCode::NotAuthorized, "not authorized", false);
-        }
+        };
         w.counters.borrow_mut().messages_received += 1;
         let g = w.find_group(ns.hub, &p.topic);
-        let serial = w.with_slot(idx, |s| s.session.serial).unwrap_or(0);
         let (qos, retain, pkid) = (p.qos, p.retain, p.pkid);
-        let now = w.now_ms();
         let msg = Arc::new(Message::new(
             p.topic.into(),
             p.payload,
@@ -796,11 +795,7 @@ impl Reader {
                     Ok(qos)
                 }
             };
-            reasons.push(match rc {
-                Ok(q) => q as u8,
-                Err(rc) if v5 => rc.as_u8(),
-                Err(_) => 0x80,
-            });
+            reasons.push(suback_code(rc, v5));
         }
         self.send(Packet::SubAck(SubAck {
             pkid: s.pkid,
@@ -911,16 +906,9 @@ impl Reader {
                 "re-authentication failed",
             ));
         }
-        let perms = ns.auth().policy.permissions(&verified.identity);
         let dropped = self
             .w
-            .eg_prune_subscriptions(idx, |filter| check_subscribe(&perms, filter));
-        self.w.with_slot(idx, |s| {
-            if let Some(r) = s.eg.as_mut() {
-                r.perms = perms;
-                r.identity = verified.identity;
-            }
-        });
+            .eg_set_rights(idx, &ns.auth().policy, verified.identity);
         self.token_deadline = verified.valid_until.map(instant_at);
         tracing::info!(namespace = %ns.name, dropped_subscriptions = dropped, "re-authenticated");
         self.send(Packet::Auth(AuthPacket {

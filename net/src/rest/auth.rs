@@ -7,18 +7,12 @@ use std::cell::Cell;
 
 use hubmq_auth::{parse_endpoint, verify, TokenError, VerifyOptions};
 
+use crate::auth::now_secs;
 use crate::http::{percent_decode, Head};
 use crate::settings::ListenerKind;
 use crate::worker::Worker;
 
 use super::ApiError;
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// What the `aud` check concluded, for the error message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

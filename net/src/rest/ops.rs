@@ -14,6 +14,7 @@ use hubmq_core::odata::Filter;
 use hubmq_core::topic::SERVER_MESSAGES_TOPIC;
 use serde_json::Value;
 
+use crate::auth::now_secs;
 use crate::http::Head;
 use crate::worker::Worker;
 
@@ -129,13 +130,6 @@ fn message(
 
 fn reason(q: &Query) -> String {
     q.first("reason").unwrap_or_default()
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// The `{groups, filter}` body of `:addToGroups` / `:removeFromGroups`.

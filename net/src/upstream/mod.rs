@@ -207,14 +207,8 @@ impl Upstream {
         req: HttpRequest,
         event: UpstreamEvent,
     ) -> Result<HttpResponse, CallError> {
-        let limit = req.timeout + Duration::from_secs(12);
-        let rx = self.client.submit(validate_url(handler, hub), req, event)?;
-        // The pool enforces the request timeout; this bound only guards against a lost reply.
-        match monoio::time::timeout(limit, rx.recv_async()).await {
-            Ok(Ok(res)) => res,
-            Ok(Err(_)) => Err(CallError::Unreachable("upstream client stopped".into())),
-            Err(_) => Err(CallError::Timeout),
-        }
+        self.submit_and_wait(validate_url(handler, hub), req, event)
+            .await
     }
 
     /// A blocking request outside the Web PubSub event protocol (Event Grid webhook
@@ -224,8 +218,21 @@ impl Upstream {
         req: HttpRequest,
         event: UpstreamEvent,
     ) -> Result<HttpResponse, CallError> {
+        // An empty validation URL: nothing to validate.
+        self.submit_and_wait(String::new(), req, event).await
+    }
+
+    /// Queues a blocking request on the pool and waits for its answer without blocking the
+    /// worker thread.
+    async fn submit_and_wait(
+        &self,
+        validate_url: String,
+        req: HttpRequest,
+        event: UpstreamEvent,
+    ) -> Result<HttpResponse, CallError> {
         let limit = req.timeout + Duration::from_secs(12);
-        let rx = self.client.submit(String::new(), req, event)?;
+        let rx = self.client.submit(validate_url, req, event)?;
+        // The pool enforces the request timeout; this bound only guards against a lost reply.
         match monoio::time::timeout(limit, rx.recv_async()).await {
             Ok(Ok(res)) => res,
             Ok(Err(_)) => Err(CallError::Unreachable("upstream client stopped".into())),
