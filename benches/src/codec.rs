@@ -68,8 +68,9 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// Appends the variable-length "remaining length" encoding of `len`.
-fn put_remaining_length(buf: &mut Vec<u8>, mut len: usize) {
+/// Appends the variable-length "remaining length" encoding of `len` (the same variable byte
+/// integer encodes v5 property lengths).
+pub(crate) fn put_remaining_length(buf: &mut Vec<u8>, mut len: usize) {
     loop {
         let mut byte = (len % 128) as u8;
         len /= 128;
@@ -83,7 +84,7 @@ fn put_remaining_length(buf: &mut Vec<u8>, mut len: usize) {
     }
 }
 
-fn put_str(buf: &mut Vec<u8>, s: &[u8]) {
+pub(crate) fn put_str(buf: &mut Vec<u8>, s: &[u8]) {
     buf.extend_from_slice(&(s.len() as u16).to_be_bytes());
     buf.extend_from_slice(s);
 }

@@ -15,7 +15,7 @@
 //! properties. Lost = published × subscribers − received after the drain; sequence gaps are
 //! not used because the publisher spreads its messages over many topics.
 
-use crate::load::{new_histogram, HEADER_BYTES};
+use crate::load::{new_histogram, next_batch, window_room, HEADER_BYTES};
 use crate::rs256::Signer;
 use crate::v5::{self, Packet};
 use crate::{secs, Common, LoadArgs, Outcome, ScenarioCtx};
@@ -36,7 +36,6 @@ use tokio::sync::{Notify, Semaphore};
 const READ_CHUNK: usize = 64 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 const SETUP_CONCURRENCY: usize = 64;
-const MAX_BATCH: u64 = 256;
 /// Token lifetime: far longer than any bounded run, so no AUTH re-authentication is needed.
 const TOKEN_TTL_SECS: u64 = 3600;
 
@@ -295,22 +294,6 @@ impl Shared {
     }
 }
 
-/// How many messages the window still allows: the publisher stays at most `window` ahead of
-/// the average subscriber and, at QoS 1, of its PUBACKs.
-fn window_room(
-    sent: u64,
-    delivered: u64,
-    subscribers: u64,
-    acked: Option<u64>,
-    window: u64,
-) -> u64 {
-    let mut done = delivered / subscribers.max(1);
-    if let Some(a) = acked {
-        done = done.min(a);
-    }
-    window.saturating_sub(sent.saturating_sub(done))
-}
-
 fn read_header(payload: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(payload.get(8..16)?.try_into().ok()?))
 }
@@ -419,22 +402,16 @@ async fn publisher_loop(
             acked,
             cfg.window,
         );
-        let due = match cfg.rate {
-            Some(r) => ((start.elapsed().as_secs_f64() * r) as u64).saturating_sub(seq),
-            None => u64::MAX,
-        };
-        let n = room.min(due).min(MAX_BATCH);
-        if n == 0 {
-            let next_due = match cfg.rate {
-                Some(r) if room > 0 => start + Duration::from_secs_f64((seq + 1) as f64 / r),
-                _ => Instant::now() + Duration::from_millis(50),
-            };
-            tokio::select! {
-                _ = shared.wake.notified() => {}
-                _ = tokio::time::sleep_until(next_due.into()) => {}
+        let n = match next_batch(seq, room, cfg.rate, start) {
+            Ok(n) => n,
+            Err(next_due) => {
+                tokio::select! {
+                    _ = shared.wake.notified() => {}
+                    _ = tokio::time::sleep_until(next_due.into()) => {}
+                }
+                continue;
             }
-            continue;
-        }
+        };
         for _ in 0..n {
             let topic = &cfg.topics[(seq % cfg.topics.len() as u64) as usize];
             seq += 1;

@@ -23,7 +23,7 @@ pub const HEADER_BYTES: usize = 16;
 /// How many connections are opened at once during set-up.
 const SETUP_CONCURRENCY: usize = 64;
 /// Most messages a publisher stages into one write.
-const MAX_BATCH: u64 = 256;
+pub(crate) const MAX_BATCH: u64 = 256;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -415,12 +415,41 @@ fn read_header(payload: &[u8]) -> Option<(u64, u64)> {
 }
 
 /// How many messages the window still allows.
-fn window_room(sent: u64, progress: u64, subscribers: u64, acked: Option<u64>, window: u64) -> u64 {
+pub(crate) fn window_room(
+    sent: u64,
+    progress: u64,
+    subscribers: u64,
+    acked: Option<u64>,
+    window: u64,
+) -> u64 {
     let mut done = progress / subscribers.max(1);
     if let Some(a) = acked {
         done = done.min(a);
     }
     window.saturating_sub(sent.saturating_sub(done))
+}
+
+/// How many messages a publisher may send now (`Ok`, at least 1): what the window allows, what
+/// a fixed `rate` has made due since `start`, at most `MAX_BATCH`. `Err(when)` when none: wait
+/// until the next scheduled message, or a short while for window room.
+pub(crate) fn next_batch(
+    sent: u64,
+    room: u64,
+    rate: Option<f64>,
+    start: Instant,
+) -> Result<u64, Instant> {
+    let due = match rate {
+        Some(r) => ((start.elapsed().as_secs_f64() * r) as u64).saturating_sub(sent),
+        None => u64::MAX,
+    };
+    let n = room.min(due).min(MAX_BATCH);
+    if n > 0 {
+        return Ok(n);
+    }
+    Err(match rate {
+        Some(r) if room > 0 => start + Duration::from_secs_f64((sent + 1) as f64 / r),
+        _ => Instant::now() + Duration::from_millis(50),
+    })
 }
 
 async fn publisher_loop(
@@ -441,23 +470,17 @@ async fn publisher_loop(
             acked,
             cfg.window,
         );
-        let due = match cfg.rate {
-            Some(r) => ((start.elapsed().as_secs_f64() * r) as u64).saturating_sub(seq),
-            None => u64::MAX,
-        };
-        let n = room.min(due).min(MAX_BATCH);
-        if n == 0 {
-            // Wait for subscriber progress, the next scheduled message, or the stop flag.
-            let next_due = match cfg.rate {
-                Some(r) if room > 0 => start + Duration::from_secs_f64((seq + 1) as f64 / r),
-                _ => Instant::now() + Duration::from_millis(50),
-            };
-            tokio::select! {
-                _ = flow.wake.notified() => {}
-                _ = tokio::time::sleep_until(next_due.into()) => {}
+        let n = match next_batch(seq, room, cfg.rate, start) {
+            Ok(n) => n,
+            Err(next_due) => {
+                // Wait for subscriber progress, the next scheduled message, or the stop flag.
+                tokio::select! {
+                    _ = flow.wake.notified() => {}
+                    _ = tokio::time::sleep_until(next_due.into()) => {}
+                }
+                continue;
             }
-            continue;
-        }
+        };
         for _ in 0..n {
             seq += 1;
             payload[0..8].copy_from_slice(&seq.to_le_bytes());

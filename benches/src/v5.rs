@@ -8,6 +8,7 @@
 //! the benchmark needs none of them. It stays independent of the broker's codec so a bug there
 //! cannot hide in both.
 
+use crate::codec::{put_remaining_length, put_str};
 use std::fmt;
 
 const CONNECT: u8 = 1;
@@ -80,21 +81,6 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// Appends a variable byte integer (remaining length, property length).
-fn put_varint(buf: &mut Vec<u8>, mut v: usize) {
-    loop {
-        let mut byte = (v % 128) as u8;
-        v /= 128;
-        if v > 0 {
-            byte |= 0x80;
-        }
-        buf.push(byte);
-        if v == 0 {
-            break;
-        }
-    }
-}
-
 fn varint_len(v: usize) -> usize {
     match v {
         0..=127 => 1,
@@ -119,11 +105,6 @@ fn get_varint(b: &[u8]) -> Result<Option<(usize, usize)>, DecodeError> {
     Err(DecodeError::BadVarInt)
 }
 
-fn put_str(buf: &mut Vec<u8>, s: &[u8]) {
-    buf.extend_from_slice(&(s.len() as u16).to_be_bytes());
-    buf.extend_from_slice(s);
-}
-
 /// CONNECT fields the generator uses (clean start, no will, no username/password).
 pub struct Connect<'a> {
     pub client_id: &'a str,
@@ -137,12 +118,12 @@ pub fn encode_connect(buf: &mut Vec<u8>, c: &Connect<'_>) {
     let props_len = c.auth.map_or(0, |(m, d)| 1 + 2 + m.len() + 1 + 2 + d.len());
     let len = 10 + varint_len(props_len) + props_len + 2 + c.client_id.len();
     buf.push(CONNECT << 4);
-    put_varint(buf, len);
+    put_remaining_length(buf, len);
     put_str(buf, b"MQTT");
     buf.push(5);
     buf.push(0x02); // clean start
     buf.extend_from_slice(&c.keep_alive_secs.to_be_bytes());
-    put_varint(buf, props_len);
+    put_remaining_length(buf, props_len);
     if let Some((method, data)) = c.auth {
         buf.push(PROP_AUTH_METHOD);
         put_str(buf, method.as_bytes());
@@ -155,7 +136,7 @@ pub fn encode_connect(buf: &mut Vec<u8>, c: &Connect<'_>) {
 /// Appends a SUBSCRIBE for one filter (options byte = maximum QoS, no properties).
 pub fn encode_subscribe(buf: &mut Vec<u8>, pid: u16, filter: &str, qos: u8) {
     buf.push((SUBSCRIBE << 4) | 0x02);
-    put_varint(buf, 2 + 1 + 2 + filter.len() + 1);
+    put_remaining_length(buf, 2 + 1 + 2 + filter.len() + 1);
     buf.extend_from_slice(&pid.to_be_bytes());
     buf.push(0); // property length
     put_str(buf, filter.as_bytes());
@@ -166,7 +147,7 @@ pub fn encode_subscribe(buf: &mut Vec<u8>, pid: u16, filter: &str, qos: u8) {
 pub fn encode_publish(buf: &mut Vec<u8>, topic: &str, qos: u8, pid: u16, payload: &[u8]) {
     buf.push((PUBLISH << 4) | (qos << 1));
     let pid_len = if qos > 0 { 2 } else { 0 };
-    put_varint(buf, 2 + topic.len() + pid_len + 1 + payload.len());
+    put_remaining_length(buf, 2 + topic.len() + pid_len + 1 + payload.len());
     put_str(buf, topic.as_bytes());
     if qos > 0 {
         buf.extend_from_slice(&pid.to_be_bytes());
