@@ -19,6 +19,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=eventgrid-config.sh
+. "$ROOT/benches/eventgrid-config.sh"
 FILTERS=${FILTERS:-mixed}
 SUBS=${SUBS:-100}
 TOPICS=${TOPICS:-100}
@@ -65,9 +67,8 @@ openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$KEYDIR/issue
     openssl pkey -in "$KEYDIR/issuer.pem" -pubout -out "$KEYDIR/issuer.pub.pem" 2>/dev/null ||
     { echo "openssl could not make an RSA key" >&2; exit 1; }
 
-# The http listener only carries the server's public endpoint; the namespace has its own TCP
-# listener. Quotas off: Event Grid's per-TU defaults would cap the publisher, not the CPU.
-cat >"$WORK/hubmq.toml" <<EOF
+write_eventgrid_config "$WORK/hubmq.toml" "$WORKERS" "$HTTP" "$EG" "$AUDIENCE" "$ISSUER" \
+    "$KEYDIR/issuer.pub.pem" callgrind
 [server]
 workers = $WORKERS
 public_endpoints = ["http://127.0.0.1:$HTTP"]

@@ -22,6 +22,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=eventgrid-config.sh
+. "$ROOT/benches/eventgrid-config.sh"
 BROKERS=${BROKERS:-"mosquitto hubmq"}
 SUBS=${SUBS:-200}
 TOPICS=${TOPICS:-100}
@@ -109,12 +111,8 @@ start_hubmq() {
     local http eg cfg
     http=$(free_port) && eg=$(free_port) || return 1
     cfg="$WORK/hubmq.toml"
-    # The Event Grid namespace on its own TCP listener (the http listener only carries the
-    # server's public endpoint): every client may publish and subscribe anywhere under fleet/.
-    # Rate quotas are off (0 = no limit): the defaults are Event Grid's documented per-TU values
-    # (1000 publishes/s per session and per namespace), which would cap the publisher long before
-    # the broker's CPU does, and mosquitto has no such limits.
-    cat >"$cfg" <<EOF
+    write_eventgrid_config "$cfg" "$WORKERS" "$http" "$eg" "$AUDIENCE" "$ISSUER" \
+        "$WORK/issuer.pub.pem" bench
 [server]
 workers = $WORKERS
 public_endpoints = ["http://127.0.0.1:$http"]
