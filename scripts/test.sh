@@ -24,6 +24,8 @@ install_deps() {
     # tests/e2e/ops.rs: a real Prometheus (and promtool), systemd-analyze for the unit check.
     command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || apt_missing+=(prometheus)
     command -v systemd-analyze >/dev/null 2>&1 || apt_missing+=(systemd)
+    # Test-time keys and certificates (auth unit tests, TLS and Event Grid e2e tests).
+    command -v openssl >/dev/null 2>&1 || apt_missing+=(openssl)
     if [ -f tests/clients/requirements.txt ]; then
         python3 -m pip --version >/dev/null 2>&1 || apt_missing+=(python3-pip python3-venv)
     fi
