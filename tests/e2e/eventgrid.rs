@@ -2007,3 +2007,112 @@ fn no_local_applies_per_subscription_when_filters_overlap() {
         ("fleet/nl/z".into(), "marker".into())
     );
 }
+
+#[test]
+fn more_refusals_of_the_mode() {
+    let b = broker();
+    let token = entra(ALL_OID, 600);
+    let c = |id: &str| connect(&b, id, "OAUTH2-JWT", &token);
+
+    // Session expiry above the namespace maximum (1 h by default) is lowered and reported.
+    let mut long = v5_connect("more-expiry", "OAUTH2-JWT", &token);
+    long.props
+        .extend(wire::prop_u32(wire::prop::SESSION_EXPIRY, 99_999));
+    let (_raw, ack) = try_connect(&b, &long);
+    assert_eq!(
+        ack.prop(wire::prop::SESSION_EXPIRY),
+        Some(&PropValue::U32(3600)),
+        "{ack:?}"
+    );
+
+    // A will at QoS 2 is refused at CONNECT.
+    let mut will2 = v5_connect("more-will2", "OAUTH2-JWT", &token);
+    will2.will = Some(wire::Will {
+        topic: "fleet/w".into(),
+        payload: b"w".to_vec(),
+        qos: 2,
+        retain: false,
+        props: Vec::new(),
+    });
+    let (mut raw, ack) = try_connect(&b, &will2);
+    assert_eq!(ack.code, 0x9B, "{ack:?}");
+    raw.expect_closed();
+
+    // Property quotas on PUBLISH: PUBACK 0x83 at QoS 1, DISCONNECT 0x83 at QoS 0.
+    let mut raw = c("more-props");
+    let ct = wire::prop_str(wire::prop::CONTENT_TYPE, &"c".repeat(257));
+    raw.send(&wire::publish(V5, "fleet/p", b"m", 1, false, 1, &ct));
+    assert_eq!(wire::ack(&raw.read_packet_skip_ping()).2, 0x83);
+    raw.send(&wire::publish(V5, "fleet/p", b"m", 0, false, 0, &ct));
+    raw.expect_disconnect(0x83);
+
+    // A topic name over 256 bytes: PUBACK 0x90 at QoS 1.
+    let mut raw = c("more-topic");
+    let topic = format!("fleet/{}", "t".repeat(260));
+    assert_eq!(publish1(&mut raw, &topic, "m", 1), 0x90);
+
+    // User properties on SUBSCRIBE: 0x83 per filter; on DISCONNECT: DISCONNECT 0x83.
+    let mut raw = c("more-userprops");
+    let props = wire::prop_pair("k", "v");
+    let mut body = 5u16.to_be_bytes().to_vec();
+    wire::put_varint(&mut body, props.len());
+    body.extend_from_slice(&props);
+    for f in ["fleet/a", "fleet/b"] {
+        body.extend_from_slice(&(f.len() as u16).to_be_bytes());
+        body.extend_from_slice(f.as_bytes());
+        body.push(1);
+    }
+    raw.send(&wire::packet(0x82, &body));
+    assert_eq!(
+        wire::suback_codes(V5, &raw.read_packet_skip_ping()),
+        vec![0x83, 0x83]
+    );
+    let mut body = vec![0x00];
+    wire::put_varint(&mut body, props.len());
+    body.extend_from_slice(&props);
+    raw.send(&wire::packet(0xE0, &body));
+    raw.expect_disconnect(0x83);
+
+    // v3.1.1 has no negative PUBACK: a PUBLISH outside the rights closes the connection.
+    let cert_less = custom("v3-user", json!({}));
+    let b3 = broker_cfg(Tweaks {
+        quotas: RELAXED_QUOTAS,
+        custom_keys: "allow_v311_password = true",
+        ..Tweaks::default()
+    });
+    let mut v3 = wire::Connect::v4("more-v3");
+    v3.username = Some("v3-user".into());
+    v3.password = Some(cert_less);
+    let (mut raw, ack) = try_connect(&b3, &v3);
+    assert_eq!(ack.code, 0, "{ack:?}");
+    raw.send(&wire::publish(V4, "fleet/not-mine", b"m", 1, false, 1, &[]));
+    raw.expect_closed();
+}
+
+#[test]
+fn a_namespace_without_retain_refuses_retained_messages() {
+    let b = broker_cfg(Tweaks {
+        quotas: RELAXED_QUOTAS,
+        ns_keys: "retain = false",
+        ..Tweaks::default()
+    });
+    let token = entra(ALL_OID, 600);
+    let (mut raw, ack) = try_connect(&b, &v5_connect("nr-1", "OAUTH2-JWT", &token));
+    assert_eq!(
+        ack.prop(wire::prop::RETAIN_AVAILABLE),
+        Some(&PropValue::Byte(0))
+    );
+    raw.send(&wire::publish(V5, "fleet/r", b"m", 1, true, 1, &[]));
+    raw.expect_disconnect(0x9A);
+    let mut with_will = v5_connect("nr-2", "OAUTH2-JWT", &token);
+    with_will.will = Some(wire::Will {
+        topic: "fleet/w".into(),
+        payload: b"w".to_vec(),
+        qos: 1,
+        retain: true,
+        props: Vec::new(),
+    });
+    let (mut raw, ack) = try_connect(&b, &with_will);
+    assert_eq!(ack.code, 0x9A, "{ack:?}");
+    raw.expect_closed();
+}
