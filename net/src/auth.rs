@@ -40,7 +40,7 @@ pub struct UpgradeInfo {
 }
 
 impl UpgradeInfo {
-    pub fn from_head(head: &crate::http::Head, subprotocols: Vec<String>) -> UpgradeInfo {
+    pub fn from_head(head: &crate::io::http::Head, subprotocols: Vec<String>) -> UpgradeInfo {
         UpgradeInfo {
             query: head
                 .query()

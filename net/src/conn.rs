@@ -6,7 +6,6 @@
 //! The reader never holds the worker state across an `.await`; the writer owns the socket's
 //! write half and nothing else.
 
-use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,35 +24,10 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
 use crate::auth::{authenticate, compile_permissions, valid_hub_name, AuthFailure, Identity};
 use crate::eventgrid::EgNamespace;
+use crate::io::ws::{self, WsDecoder, WsEvent};
 use crate::upstream::{self, reply as up_reply, SessionUp, SystemEvent};
 use crate::worker::{ConnHandle, Out, Transport, WillSpec, Worker};
-use crate::ws::{self, WsDecoder, WsEvent};
 use hubmq_metrics::{ConnectOutcome, DropReason};
-
-/// Reads more bytes into the spare capacity of `buf` (monoio reads fill from the start of the
-/// buffer it is given, so hand it the tail slice). Used for HTTP heads and bodies.
-pub async fn read_more<R: AsyncReadRent>(
-    r: &mut R,
-    buf: BytesMut,
-) -> (io::Result<usize>, BytesMut) {
-    read_into(r, buf, 16 * 1024).await
-}
-
-/// Like `read_more`, offering the kernel at least `want / 2` and growing by `want` when less
-/// is spare. MQTT connections pass an adaptive `want`: an idle connection keeps a small buffer
-/// parked in the kernel (its read is always pending), a busy one a large one.
-async fn read_into<R: AsyncReadRent>(
-    r: &mut R,
-    mut buf: BytesMut,
-    want: usize,
-) -> (io::Result<usize>, BytesMut) {
-    if buf.capacity() - buf.len() < want / 2 {
-        buf.reserve(want);
-    }
-    let len = buf.len();
-    let (res, slice) = r.read(monoio::buf::IoBufMut::slice_mut(buf, len..)).await;
-    (res, slice.into_inner())
-}
 
 mod eg;
 mod up;
@@ -115,7 +89,7 @@ pub async fn run<S>(
     transport: Transport,
     rx: BytesMut,
     auth: Auth,
-    client_cert: crate::tls::ClientCert,
+    client_cert: crate::io::tls::ClientCert,
 ) where
     S: AsyncReadRent + AsyncWriteRent + monoio::io::Split + 'static,
 {
@@ -263,7 +237,7 @@ impl Reader {
             let buf = std::mem::take(&mut rx);
             let offered = (buf.capacity() - buf.len()).max(self.read_size / 2);
             let got = monoio::select! {
-                res = monoio::time::timeout(remaining, read_into(r, buf, self.read_size)) => Some(res),
+                res = monoio::time::timeout(remaining, crate::io::read::read_into(r, buf, self.read_size)) => Some(res),
                 _ = h.kill.wait() => None,
             };
             match got {

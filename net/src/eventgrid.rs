@@ -18,19 +18,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arc_swap::ArcSwap;
 use hubmq_auth::eventgrid::model::{Quotas, WebhookCfg};
 use hubmq_auth::eventgrid::{
-    check_subscribe, ClientIdentity, ClientPermissions, CompiledNamespace, CustomJwtVerifier,
-    EntraVerifier, Namespace,
+    ClientIdentity, ClientPermissions, CompiledNamespace, CustomJwtVerifier, EntraVerifier,
+    Namespace,
 };
-use hubmq_auth::KeyRing;
-use hubmq_core::ids::{GroupId, HubId, SessionIdx};
+use hubmq_core::ids::{HubId, WorkerId};
 use hubmq_core::limits::Limits;
 use hubmq_core::message::Message;
-use hubmq_core::mqtt::{QoS, ReasonCode};
+use hubmq_core::mqtt::ReasonCode;
 use hubmq_core::rate::TokenBucket;
-
-use crate::registry::GroupShared;
-use crate::worker::{disconnect_slow, offer_to_slot, State, Worker};
-use crate::xcore::Target;
 
 /// Keep Alive granted when the client asks for more, or for none (§2) [doc: max 1,160 s].
 pub const KEEP_ALIVE_MAX_SECS: u16 = 1160;
@@ -65,22 +60,11 @@ pub const V311_RETAINED_TTL_MS: u64 = 365 * 24 * 3600 * 1000;
 pub const SESSIONS_PER_TU: usize = 10_000;
 pub const MAX_NAMESPACE_SUBSCRIPTIONS: i64 = 1_000_000;
 
-/// One namespace as configured, with its key files already read (by the binary).
-#[derive(Clone)]
-pub struct NamespaceSettings {
-    pub name: String,
-    pub model: Namespace,
-    /// `entra.jwks_file` / `entra.public_key_files` loaded.
-    pub entra_keys: KeyRing,
-    /// `custom_jwt.public_key_files` / `custom_jwt.jwks_file` loaded.
-    pub custom_keys: KeyRing,
-    /// Accepted CUSTOM-JWT audiences: `hostnames` plus the hosts of the namespace's listeners.
-    pub audiences: Vec<String>,
-}
+pub use crate::settings::NamespaceSettings;
 
 /// The leaf thumbprints a namespace pins: every enabled `ThumbprintMatch` client's
 /// `allowed_thumbprints`, for the TLS layer to accept those (often self-signed) certificates.
-pub fn pinned_thumbprints(model: &Namespace) -> Vec<crate::tls::Thumbprint> {
+pub fn pinned_thumbprints(model: &Namespace) -> Vec<crate::io::tls::Thumbprint> {
     use hubmq_auth::eventgrid::model::{ClientState, ValidationScheme};
     model
         .clients
@@ -90,7 +74,7 @@ pub fn pinned_thumbprints(model: &Namespace) -> Vec<crate::tls::Thumbprint> {
                 && c.validation_scheme == ValidationScheme::ThumbprintMatch
         })
         .flat_map(|c| c.allowed_thumbprints.iter())
-        .filter_map(|t| crate::tls::thumbprint_from_hex(t))
+        .filter_map(|t| crate::io::tls::thumbprint_from_hex(t))
         .collect()
 }
 
@@ -296,6 +280,11 @@ impl EgNamespace {
         self.auth.load()
     }
 
+    /// The same, as an owned `Arc` (for work that outlives a guard).
+    pub fn auth_full(&self) -> Arc<NsAuth> {
+        self.auth.load_full()
+    }
+
     /// Replaces the reloadable settings (topic spaces, groups, bindings, roles, clients, keys,
     /// issuers, webhook). Returns the settings that changed but only take effect on restart.
     pub fn reload(&self, s: &NamespaceSettings) -> Result<Vec<String>, String> {
@@ -480,269 +469,19 @@ impl EgNamespace {
     pub fn wild_interest(&self) -> u64 {
         self.wild.load(Ordering::Acquire)
     }
+
+    /// Worker `w` now holds (`on`) or no longer holds any wildcard subscription here.
+    pub fn set_wild_interest(&self, w: WorkerId, on: bool) {
+        let bit = 1u64 << w.0;
+        if on {
+            self.wild.fetch_or(bit, Ordering::AcqRel);
+        } else {
+            self.wild.fetch_and(!bit, Ordering::AcqRel);
+        }
+    }
 }
 
 /// Does this filter hold a wildcard level?
 pub fn is_wildcard(filter: &str) -> bool {
     filter.split('/').any(|l| l == "+" || l == "#")
-}
-
-impl Worker {
-    /// The Event Grid namespace served under `hub`, if it is one.
-    pub fn eg(&self, hub: HubId) -> Option<&Arc<EgNamespace>> {
-        self.shared.eventgrid.get(&hub)
-    }
-
-    /// A wildcard group got its first local subscriber: index it in this worker's trie.
-    pub(crate) fn eg_index(&self, st: &mut State, ns: &EgNamespace, g: &GroupShared) {
-        let trie = st.eg_tries.entry(ns.hub).or_default();
-        if trie.is_empty() {
-            ns.wild.fetch_or(1u64 << self.id.0, Ordering::AcqRel);
-        }
-        trie.insert(&g.name, g.id);
-    }
-
-    /// A wildcard group lost its last local subscriber.
-    pub(crate) fn eg_unindex(&self, st: &mut State, ns: &EgNamespace, g: &GroupShared) {
-        let Some(trie) = st.eg_tries.get_mut(&ns.hub) else {
-            return;
-        };
-        trie.remove(&g.name, g.id);
-        if trie.is_empty() {
-            ns.wild.fetch_and(!(1u64 << self.id.0), Ordering::AcqRel);
-            st.eg_tries.remove(&ns.hub);
-        }
-    }
-
-    /// Runs `f` on this worker's share of `ns`'s namespace-wide quotas.
-    pub fn eg_rates<R>(&self, ns: &EgNamespace, f: impl FnOnce(&mut WorkerRates) -> R) -> R {
-        let now = self.now_ms();
-        let mut st = self.st.borrow_mut();
-        let workers = self.shared.settings.workers;
-        let rates = st
-            .eg_rates
-            .entry(ns.hub)
-            .or_insert_with(|| ns.worker_rates(workers, now));
-        f(rates)
-    }
-
-    /// Topic spaces whose variable-free templates match `topic`, memoized per worker (the
-    /// answer is the same for every client; a PUBLISH check is then a mask AND plus the
-    /// client's few resolved variable templates).
-    pub fn eg_topic_mask(&self, ns: &EgNamespace, topic: &str) -> u64 {
-        let mut st = self.st.borrow_mut();
-        let cache = st.eg_masks.entry(ns.hub).or_default();
-        if let Some(m) = cache.get(topic) {
-            return *m;
-        }
-        let mask = ns.auth().policy.topic_space_mask(topic);
-        // Bounded: clients may publish to any number of topics.
-        if cache.len() >= 16 * 1024 {
-            cache.clear();
-        }
-        cache.insert(topic.into(), mask);
-        mask
-    }
-
-    /// Publishes `msg` (topic `msg.topic`) in namespace `ns`: workers holding the exact group
-    /// or any wildcard subscription get it; each matches its own subscribers.
-    pub fn eg_publish(&self, ns: &EgNamespace, g: Option<&GroupShared>, msg: Arc<Message>) {
-        let mask = g.map_or(0, GroupShared::interest) | ns.wild_interest();
-        let group = g.map(|g| g.id);
-        if self.send_to_peers(mask, Target::topic(ns.hub, group), &msg) {
-            self.eg_deliver_local(ns.hub, group, &msg);
-        }
-    }
-
-    /// Offers `msg` to this worker's subscribers in namespace `hub` whose filter matches: the
-    /// exact group's members and every wildcard group the trie finds. A session matched by
-    /// several filters gets one copy at the highest granted QoS (MQTT 5 §3.3.4).
-    pub fn eg_deliver_local(&self, hub: HubId, group: Option<GroupId>, msg: &Arc<Message>) {
-        let Some(ns) = self.eg(hub) else {
-            return;
-        };
-        let now = self.now_ms();
-        let mut slow = Vec::new();
-        let mut overflow = Vec::new();
-        let mut st = self.st.borrow_mut();
-        let State {
-            slots,
-            groups,
-            scratch,
-            eg_tries,
-            eg_targets,
-            eg_stamp,
-            ..
-        } = &mut *st;
-        // One copy per session, at the highest QoS its matching subscriptions grant (No Local
-        // applies per subscription): each session is stamped with this delivery's number the
-        // first time a filter reaches it, so no sort or set is needed.
-        *eg_stamp += 1;
-        let stamp = *eg_stamp;
-        eg_targets.clear();
-        let mut collect = |gid: GroupId| {
-            let Some(lg) = groups.get(&gid) else { return };
-            for &(idx, opts) in &lg.members {
-                let Some(slot) = slots.get_mut(idx.0 as usize).and_then(|s| s.as_mut()) else {
-                    continue;
-                };
-                if opts.no_local && msg.origin == slot.session.serial {
-                    continue;
-                }
-                if slot.eg_mark != stamp {
-                    slot.eg_mark = stamp;
-                    slot.eg_mark_qos = opts.qos;
-                    eg_targets.push(idx);
-                } else if opts.qos > slot.eg_mark_qos {
-                    slot.eg_mark_qos = opts.qos;
-                }
-            }
-        };
-        if let Some(gid) = group {
-            collect(gid);
-        }
-        if let Some(trie) = eg_tries.get(&hub) {
-            trie.for_each_match(&msg.topic, &mut collect);
-        }
-        let mut c = self.counters.borrow_mut();
-        for &idx in eg_targets.iter() {
-            let Some(slot) = slots.get_mut(idx.0 as usize).and_then(|s| s.as_mut()) else {
-                continue;
-            };
-            let limits = if slot.conn.is_some() {
-                &ns.online_limits
-            } else {
-                &ns.limits
-            };
-            let qos = msg.qos.min(slot.eg_mark_qos).min(QoS::AtLeastOnce);
-            if offer_to_slot(slot, msg, qos, now, limits, &mut c, scratch, &mut slow) {
-                overflow.push(idx);
-            }
-        }
-        drop(c);
-        drop(st);
-        disconnect_slow(slow);
-        for idx in overflow {
-            // §2: an offline session whose queue overflows is ended, not just trimmed.
-            tracing::info!(namespace = %ns.name, "session overflow: offline queue full, session ended");
-            self.remove_session(idx, now);
-        }
-    }
-
-    /// Routes a will (or any broker-made message) of session hub `hub`: the namespace path
-    /// for Event Grid, the group path otherwise.
-    pub(crate) fn publish_in(&self, hub: HubId, g: &GroupShared, msg: Arc<Message>) {
-        match self.eg(hub).cloned() {
-            Some(ns) if msg.retain => {
-                // A will published with retain: stored, and delivered live without the flag.
-                if ns.retain(&msg, false, self.now_ms()).is_err() {
-                    tracing::info!(namespace = %ns.name, topic = %msg.topic, "retained will not stored: quota");
-                }
-                self.eg_publish(&ns, Some(g), Arc::new(msg.with_retain(false, None)));
-            }
-            Some(ns) => self.eg_publish(&ns, Some(g), msg),
-            None => self.publish(g, msg),
-        }
-    }
-
-    /// After a reload of `ns`: re-checks every session this worker owns in it. A registered
-    /// (certificate) client that is gone or disabled is disconnected with 0x87 (its session
-    /// lives on until it expires); every other session gets its rights recompiled and loses
-    /// the subscriptions they no longer cover (lifecycle reason `ClientAuthorizationError`, §6).
-    pub fn eg_recheck(&self, ns: &EgNamespace) {
-        let auth = ns.auth.load_full();
-        self.st.borrow_mut().eg_masks.remove(&ns.hub);
-        let sessions: Vec<SessionIdx> = {
-            let st = self.st.borrow();
-            st.slots
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| {
-                    s.as_ref()
-                        .is_some_and(|s| s.key.0 == ns.hub && s.eg.is_some())
-                })
-                .map(|(i, _)| SessionIdx(i as u32))
-                .collect()
-        };
-        for idx in sessions {
-            let Some(Some((identity, source, name))) = self.with_slot(idx, |s| {
-                s.eg.as_ref()
-                    .map(|r| (r.identity.clone(), r.source, s.key.1.clone()))
-            }) else {
-                continue;
-            };
-            let identity = match source {
-                Source::Certificate => auth
-                    .policy
-                    .registered_client(&identity.authentication_name)
-                    .map(ClientIdentity::registered),
-                Source::Token | Source::Webhook => Some(identity),
-            };
-            let Some(identity) = identity else {
-                tracing::info!(
-                    namespace = %ns.name,
-                    client_session_name = %name,
-                    disconnection_reason = "ClientAuthenticationError",
-                    "client removed or disabled by a configuration change"
-                );
-                // The session itself stays until it expires, so its name cannot be taken by
-                // another client meanwhile (§2: a deleted client's session name stays taken).
-                if let Some(Some(conn)) = self.with_slot(idx, |s| s.conn.clone()) {
-                    conn.disconnect(
-                        ReasonCode::NotAuthorized,
-                        Some("client removed or disabled"),
-                    );
-                }
-                continue;
-            };
-            let dropped = self.eg_set_rights(idx, &auth.policy, identity);
-            if dropped > 0 {
-                tracing::info!(
-                    namespace = %ns.name,
-                    client_session_name = %name,
-                    dropped_subscriptions = dropped,
-                    reason = "ClientAuthorizationError",
-                    "subscriptions removed by a configuration change"
-                );
-            }
-        }
-    }
-
-    /// Gives session `idx` the rights `policy` compiles for `identity` (after a re-authentication
-    /// or a reload) and ends the subscriptions they no longer cover (§3 step 3: silently).
-    /// Returns how many were ended.
-    pub fn eg_set_rights(
-        &self,
-        idx: SessionIdx,
-        policy: &CompiledNamespace,
-        identity: ClientIdentity,
-    ) -> usize {
-        let perms = policy.permissions(&identity);
-        let doomed: Vec<GroupId> = {
-            let st = self.st.borrow();
-            let Some(slot) = st.slots.get(idx.0 as usize).and_then(|s| s.as_ref()) else {
-                return 0;
-            };
-            slot.session
-                .subs
-                .keys()
-                .filter(|gid| {
-                    st.groups
-                        .get(gid)
-                        .is_some_and(|lg| !check_subscribe(&perms, &lg.shared.name))
-                })
-                .copied()
-                .collect()
-        };
-        for gid in &doomed {
-            self.unsubscribe(idx, *gid);
-        }
-        self.with_slot(idx, |s| {
-            if let Some(r) = s.eg.as_mut() {
-                r.identity = identity;
-                r.perms = perms;
-            }
-        });
-        doomed.len()
-    }
 }

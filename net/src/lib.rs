@@ -6,25 +6,25 @@
 //! lock-free cross-core queues (`xcore`). Protocol decisions come from `hubmq-core`; this crate
 //! performs them.
 
+#![forbid(unsafe_code)]
+
 mod auth;
 mod conn;
 pub mod eventgrid;
-pub mod http;
+mod io;
 mod lifecycle;
-mod notify;
+mod mesh;
 mod registry;
 mod rest;
 mod server;
 mod settings;
-pub mod tls;
 pub mod upstream;
 mod worker;
 mod writer;
-pub mod ws;
-mod xcore;
+
+pub use io::{http, tls, ws};
 
 pub use auth::valid_hub_name;
-pub use eventgrid::NamespaceSettings;
 pub use lifecycle::{AuthSettings, Heartbeats};
 pub use server::{start, Server};
-pub use settings::{HubSettings, ListenerKind, ListenerSpec, Settings};
+pub use settings::{HubSettings, ListenerKind, ListenerSpec, NamespaceSettings, Settings};

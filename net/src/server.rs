@@ -12,18 +12,20 @@ use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
 
 use bytes::{Buf, BytesMut};
-use hubmq_core::ids::{WorkerId, MAX_WORKERS};
+use hubmq_core::ids::{HubId, WorkerId, MAX_WORKERS};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::auth::{authenticate, valid_hub_name, AuthFailure};
-use crate::conn::{self, read_more};
+use crate::conn;
 use crate::eventgrid::EgNamespace;
-use crate::http::{self, Head};
+use crate::io::http::{self, Head};
+use crate::io::read::read_more;
+use crate::mesh::Mesh;
 use crate::registry::Registry;
 use crate::settings::{ListenerKind, Settings};
+use crate::worker::Command;
 use crate::worker::{Shared, Transport, Worker};
-use crate::xcore::{Command, Mesh};
 use hubmq_metrics::ConnectOutcome;
 
 /// Where an Event Grid namespace's WebSocket MQTT endpoint lives (`wss://{host}/mqtt`) [doc].
@@ -94,7 +96,7 @@ impl Server {
             for w in 0..self.shared.settings.workers {
                 self.shared
                     .mesh
-                    .command(WorkerId(w as u16), Command::EgReload { hub: ns.hub });
+                    .command(WorkerId(w as u16), recheck_namespace(ns.hub));
             }
         }
         for s in settings {
@@ -355,7 +357,7 @@ async fn accept_loop(
                         Transport::Tcp,
                         BytesMut::new(),
                         conn::Auth::for_listener(ns),
-                        crate::tls::ClientCert::none(),
+                        crate::io::tls::ClientCert::none(),
                     ))
                     .await
                 }
@@ -364,7 +366,7 @@ async fn accept_loop(
                         w.clone(),
                         stream,
                         false,
-                        crate::tls::ClientCert::none(),
+                        crate::io::tls::ClientCert::none(),
                         ns,
                     ))
                     .await
@@ -393,7 +395,7 @@ async fn accept_loop(
 async fn serve_tls(
     w: Rc<Worker>,
     acc: monoio_rustls::TlsAcceptor,
-    client_auth: Option<Arc<crate::tls::ClientAuth>>,
+    client_auth: Option<Arc<crate::io::tls::ClientAuth>>,
     stream: monoio::net::TcpStream,
     kind: ListenerKind,
     peer: SocketAddr,
@@ -411,8 +413,8 @@ async fn serve_tls(
     let res = monoio::time::timeout(timeout, acc.accept(stream)).await;
     let certs = slot
         .as_ref()
-        .and_then(crate::tls::take_client_cert)
-        .unwrap_or_else(crate::tls::ClientCert::none);
+        .and_then(crate::io::tls::take_client_cert)
+        .unwrap_or_else(crate::io::tls::ClientCert::none);
     match res {
         Ok(Ok(tls)) if kind == ListenerKind::Tls => {
             let auth = conn::Auth::for_listener(ns);
@@ -433,7 +435,7 @@ async fn serve_http<S>(
     w: Rc<Worker>,
     mut s: S,
     tls: bool,
-    certs: crate::tls::ClientCert,
+    certs: crate::io::tls::ClientCert,
     ns: Option<Arc<EgNamespace>>,
 ) where
     S: AsyncReadRent + AsyncWriteRent + monoio::io::Split + 'static,
@@ -606,4 +608,13 @@ fn upgrade(
             Err(text(401, &format!("unauthorized: {}", f.describe())))
         }
     }
+}
+
+/// The job that re-checks a worker's sessions in namespace `hub` after a reload.
+fn recheck_namespace(hub: HubId) -> Command {
+    Command::Run(Box::new(move |w: &Worker| {
+        if let Some(ns) = w.eg(hub).cloned() {
+            w.eg_recheck(&ns);
+        }
+    }))
 }

@@ -11,7 +11,7 @@ use hubmq_core::limits::Limits;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListenerKind {
-    /// HTTP: WebSocket MQTT, /metrics, /healthz (and the REST API later).
+    /// HTTP: WebSocket MQTT, the REST API, /metrics, /healthz.
     Http,
     /// HTTP over TLS.
     Https,
@@ -43,7 +43,7 @@ pub struct ListenerSpec {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Mutual TLS (tls / https only): connections get their own config that captures the
     /// client's certificate chain.
-    pub client_auth: Option<Arc<crate::tls::ClientAuth>>,
+    pub client_auth: Option<Arc<crate::io::tls::ClientAuth>>,
     /// Serve this Event Grid namespace (by name) instead of Web PubSub hubs.
     pub namespace: Option<String>,
 }
@@ -79,11 +79,24 @@ pub struct Settings {
     /// Upstream event handlers (restart to change).
     pub upstream: crate::upstream::UpstreamSettings,
     /// Event Grid namespaces (restart to change).
-    pub eventgrid: Vec<crate::eventgrid::NamespaceSettings>,
+    pub eventgrid: Vec<NamespaceSettings>,
 }
 
 impl Settings {
     pub fn hub(&self, lower_name: &str) -> Option<&HubSettings> {
         self.hubs.get(lower_name)
     }
+}
+
+/// One namespace as configured, with its key files already read (by the binary).
+#[derive(Clone)]
+pub struct NamespaceSettings {
+    pub name: String,
+    pub model: hubmq_auth::eventgrid::Namespace,
+    /// `entra.jwks_file` / `entra.public_key_files` loaded.
+    pub entra_keys: KeyRing,
+    /// `custom_jwt.public_key_files` / `custom_jwt.jwks_file` loaded.
+    pub custom_keys: KeyRing,
+    /// Accepted CUSTOM-JWT audiences: `hostnames` plus the hosts of the namespace's listeners.
+    pub audiences: Vec<String>,
 }

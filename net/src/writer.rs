@@ -14,8 +14,8 @@ use hubmq_core::session::OutItem;
 use hubmq_metrics::DropReason;
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 
+use crate::io::ws;
 use crate::worker::{ConnHandle, Out, Worker};
-use crate::ws;
 
 /// An outbound rate quota (Event Grid: deliveries per session per second, §7): PUBLISHes over
 /// it stay queued until the buckets refill; nothing is dropped for it.

@@ -1,5 +1,5 @@
 //! What a REST operation does on one worker. The worker that received the request broadcasts
-//! a [`RestOp`] to every worker (itself included) as a cold-path `xcore::Command::Rest`; each
+//! a [`RestOp`] to every worker (itself included) as a cold-path `worker::Command::Run` job; each
 //! applies it to the sessions it owns and answers a [`RestReply`], which the REST handler sums
 //! up. Group membership changes go through `Worker::subscribe` / `unsubscribe` — the same
 //! sharded group tables and interest masks as SUBSCRIBE — and permission changes edit the
@@ -17,8 +17,8 @@ use hubmq_core::odata::{Filter, FilterTarget, GroupView};
 use hubmq_core::session::{OutItem, SubOpts};
 
 use crate::registry::GroupShared;
+use crate::worker::Command;
 use crate::worker::{disconnect_slow, offer_to_slot, ConnHandle, LocalGroup, Slot, Worker};
-use crate::xcore::Command;
 
 use super::route::{PermAction, PermKind};
 
@@ -95,10 +95,12 @@ pub async fn broadcast(w: &Rc<Worker>, op: RestOp) -> Option<Vec<RestReply>> {
     for i in 0..n {
         mesh.command(
             WorkerId(i as u16),
-            Command::Rest {
-                op: op.clone(),
-                reply: tx.clone(),
-            },
+            Command::Run(Box::new({
+                let (op, tx) = (op.clone(), tx.clone());
+                move |w: &Worker| {
+                    let _ = tx.send(apply(w, &op));
+                }
+            })),
         );
     }
     drop(tx);
@@ -137,221 +139,219 @@ impl GroupView for SlotGroups<'_> {
     }
 }
 
-impl Worker {
-    /// Applies `op` to this worker's sessions (called from the command task).
-    pub(crate) fn rest_apply(&self, op: &RestOp) -> RestReply {
-        match op {
-            RestOp::Send { sel, msg } => {
-                let picked = self.rest_select(sel);
-                let n = picked.len();
-                self.rest_offer(&picked, msg);
-                RestReply {
-                    matched: n,
-                    ..RestReply::default()
-                }
-            }
-            RestOp::Close { sel, reason } => {
-                let picked = self.rest_select(sel);
-                for (idx, _) in &picked {
-                    self.rest_close(*idx, reason);
-                }
-                RestReply {
-                    matched: picked.len(),
-                    ..RestReply::default()
-                }
-            }
-            RestOp::Count { sel } => RestReply {
-                matched: self.rest_select(sel).len(),
+/// Applies `op` to this worker's sessions (called from the command task).
+pub(crate) fn apply(w: &Worker, op: &RestOp) -> RestReply {
+    match op {
+        RestOp::Send { sel, msg } => {
+            let picked = select(w, sel);
+            let n = picked.len();
+            offer(w, &picked, msg);
+            RestReply {
+                matched: n,
                 ..RestReply::default()
-            },
-            RestOp::AddToGroups { sel, groups } => {
-                let picked = self.rest_select(sel);
-                for (idx, _) in &picked {
-                    for g in groups {
-                        let subscribed = self
-                            .with_slot(*idx, |s| s.session.subs.contains_key(&g.id))
-                            .unwrap_or(true);
-                        // An existing subscription keeps its own options.
-                        if !subscribed {
-                            let opts = SubOpts {
-                                qos: QoS::AtLeastOnce,
-                                no_local: false,
-                            };
-                            self.subscribe(*idx, g, opts);
-                        }
-                    }
-                }
-                RestReply {
-                    matched: picked.len(),
-                    ..RestReply::default()
-                }
-            }
-            RestOp::RemoveFromGroups { sel, groups } => {
-                let picked = self.rest_select(sel);
-                for (idx, _) in &picked {
-                    let gids: Vec<GroupId> = match groups {
-                        Some(g) => g.clone(),
-                        None => self
-                            .with_slot(*idx, |s| s.session.subs.keys().copied().collect())
-                            .unwrap_or_default(),
-                    };
-                    for g in gids {
-                        self.unsubscribe(*idx, g);
-                    }
-                }
-                RestReply {
-                    matched: picked.len(),
-                    ..RestReply::default()
-                }
-            }
-            RestOp::Permission {
-                hub,
-                conn,
-                kind,
-                action,
-                group,
-            } => {
-                let idx = self.st.borrow().by_key.get(&(*hub, conn.clone())).copied();
-                let Some(idx) = idx else {
-                    return RestReply::default();
-                };
-                let held = self
-                    .with_slot(idx, |s| {
-                        edit_permission(&mut s.perms, *kind, *action, group.as_deref())
-                    })
-                    .unwrap_or(false);
-                RestReply {
-                    matched: 1,
-                    held,
-                    members: Vec::new(),
-                }
-            }
-            RestOp::ListGroup { group } => {
-                let st = self.st.borrow();
-                let members = st
-                    .groups
-                    .get(group)
-                    .map(|lg| {
-                        lg.members
-                            .iter()
-                            .filter_map(|(idx, _)| {
-                                let s = st.slots.get(idx.0 as usize)?.as_ref()?;
-                                Some((s.key.1.clone(), s.user_id.clone()))
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                RestReply {
-                    matched: 0,
-                    held: false,
-                    members,
-                }
             }
         }
-    }
-
-    /// The local sessions `sel` picks, each with the QoS a delivery to it gets (the group
-    /// subscription's maximum for group targets, QoS 1 otherwise).
-    fn rest_select(&self, sel: &Selector) -> Vec<(SessionIdx, QoS)> {
-        let st = self.st.borrow();
-        let pass = |slot: &Slot| -> bool {
-            if slot.key.0 != sel.hub {
-                return false;
+        RestOp::Close { sel, reason } => {
+            let picked = select(w, sel);
+            for (idx, _) in &picked {
+                close(w, *idx, reason);
             }
-            let id = &*slot.key.1;
-            if sel.excluded.iter().any(|e| e == id) {
-                return false;
+            RestReply {
+                matched: picked.len(),
+                ..RestReply::default()
             }
-            match &sel.filter {
-                None => true,
-                Some(f) => f.matches(&FilterTarget {
-                    user_id: slot.user_id.as_deref(),
-                    connection_id: id,
-                    groups: &SlotGroups {
-                        slot,
-                        groups: &st.groups,
-                    },
-                }),
+        }
+        RestOp::Count { sel } => RestReply {
+            matched: select(w, sel).len(),
+            ..RestReply::default()
+        },
+        RestOp::AddToGroups { sel, groups } => {
+            let picked = select(w, sel);
+            for (idx, _) in &picked {
+                for g in groups {
+                    let subscribed = w
+                        .with_slot(*idx, |s| s.session.subs.contains_key(&g.id))
+                        .unwrap_or(true);
+                    // An existing subscription keeps its own options.
+                    if !subscribed {
+                        let opts = SubOpts {
+                            qos: QoS::AtLeastOnce,
+                            no_local: false,
+                        };
+                        w.subscribe(*idx, g, opts);
+                    }
+                }
             }
-        };
-        let slot_at = |idx: SessionIdx| st.slots.get(idx.0 as usize).and_then(|s| s.as_ref());
-        match &sel.target {
-            Target::Connection(c) => st
-                .by_key
-                .get(&(sel.hub, c.clone()))
-                .and_then(|idx| {
-                    slot_at(*idx)
-                        .filter(|s| pass(s))
-                        .map(|s| (*idx, s.server_qos))
+            RestReply {
+                matched: picked.len(),
+                ..RestReply::default()
+            }
+        }
+        RestOp::RemoveFromGroups { sel, groups } => {
+            let picked = select(w, sel);
+            for (idx, _) in &picked {
+                let gids: Vec<GroupId> = match groups {
+                    Some(g) => g.clone(),
+                    None => w
+                        .with_slot(*idx, |s| s.session.subs.keys().copied().collect())
+                        .unwrap_or_default(),
+                };
+                for g in gids {
+                    w.unsubscribe(*idx, g);
+                }
+            }
+            RestReply {
+                matched: picked.len(),
+                ..RestReply::default()
+            }
+        }
+        RestOp::Permission {
+            hub,
+            conn,
+            kind,
+            action,
+            group,
+        } => {
+            let idx = w.st.borrow().by_key.get(&(*hub, conn.clone())).copied();
+            let Some(idx) = idx else {
+                return RestReply::default();
+            };
+            let held = w
+                .with_slot(idx, |s| {
+                    edit_permission(&mut s.perms, *kind, *action, group.as_deref())
                 })
-                .map(|picked| vec![picked])
-                .unwrap_or_default(),
-            Target::Group(g) => st
+                .unwrap_or(false);
+            RestReply {
+                matched: 1,
+                held,
+                members: Vec::new(),
+            }
+        }
+        RestOp::ListGroup { group } => {
+            let st = w.st.borrow();
+            let members = st
                 .groups
-                .get(g)
+                .get(group)
                 .map(|lg| {
                     lg.members
                         .iter()
-                        .filter(|(idx, _)| slot_at(*idx).is_some_and(pass))
-                        .map(|(idx, o)| (*idx, o.qos.min(QoS::AtLeastOnce)))
+                        .filter_map(|(idx, _)| {
+                            let s = st.slots.get(idx.0 as usize)?.as_ref()?;
+                            Some((s.key.1.clone(), s.user_id.clone()))
+                        })
                         .collect()
                 })
-                .unwrap_or_default(),
-            Target::All | Target::User(_) => st
-                .slots
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| Some((SessionIdx(i as u32), s.as_ref()?)))
-                .filter(|(_, s)| match &sel.target {
-                    Target::User(u) => s.user_id.as_deref() == Some(&**u),
-                    _ => true,
-                })
-                .filter(|(_, s)| pass(s))
-                .map(|(idx, s)| (idx, s.server_qos))
-                .collect(),
-        }
-    }
-
-    /// Offers `msg` to each picked session directly (no subscription needed for server
-    /// messages), with the same queue rules as a group delivery.
-    fn rest_offer(&self, picked: &[(SessionIdx, QoS)], msg: &Arc<Message>) {
-        let now = self.now_ms();
-        let limits = &self.shared.settings.limits;
-        let mut slow: Vec<Rc<ConnHandle>> = Vec::new();
-        let mut st = self.st.borrow_mut();
-        let mut c = self.counters.borrow_mut();
-        let mut scratch: Vec<OutItem> = Vec::new();
-        for &(idx, qos) in picked {
-            let Some(slot) = st.slots.get_mut(idx.0 as usize).and_then(|s| s.as_mut()) else {
-                continue;
-            };
-            offer_to_slot(slot, msg, qos, now, limits, &mut c, &mut scratch, &mut slow);
-        }
-        drop(c);
-        drop(st);
-        disconnect_slow(slow);
-    }
-
-    /// Ends a session from REST: the session is discarded, not kept for a reconnect
-    /// (§4.3); an online v5 client gets DISCONNECT 0x98 with the reason string first.
-    fn rest_close(&self, idx: SessionIdx, reason: &str) {
-        let conn = self
-            .with_slot(idx, |s| {
-                // The connection's end then removes the session (expiry 0).
-                s.session.expiry_secs = 0;
-                s.conn.clone()
-            })
-            .flatten();
-        match conn {
-            Some(conn) => {
-                let text = truncate(reason, 256.min(conn.client_max_packet.get() as usize / 2));
-                conn.disconnect(
-                    ReasonCode::AdministrativeAction,
-                    (!text.is_empty()).then_some(text),
-                );
+                .unwrap_or_default();
+            RestReply {
+                matched: 0,
+                held: false,
+                members,
             }
-            None => self.remove_session(idx, self.now_ms()),
         }
+    }
+}
+
+/// The local sessions `sel` picks, each with the QoS a delivery to it gets (the group
+/// subscription's maximum for group targets, QoS 1 otherwise).
+fn select(w: &Worker, sel: &Selector) -> Vec<(SessionIdx, QoS)> {
+    let st = w.st.borrow();
+    let pass = |slot: &Slot| -> bool {
+        if slot.key.0 != sel.hub {
+            return false;
+        }
+        let id = &*slot.key.1;
+        if sel.excluded.iter().any(|e| e == id) {
+            return false;
+        }
+        match &sel.filter {
+            None => true,
+            Some(f) => f.matches(&FilterTarget {
+                user_id: slot.user_id.as_deref(),
+                connection_id: id,
+                groups: &SlotGroups {
+                    slot,
+                    groups: &st.groups,
+                },
+            }),
+        }
+    };
+    let slot_at = |idx: SessionIdx| st.slots.get(idx.0 as usize).and_then(|s| s.as_ref());
+    match &sel.target {
+        Target::Connection(c) => st
+            .by_key
+            .get(&(sel.hub, c.clone()))
+            .and_then(|idx| {
+                slot_at(*idx)
+                    .filter(|s| pass(s))
+                    .map(|s| (*idx, s.server_qos))
+            })
+            .map(|picked| vec![picked])
+            .unwrap_or_default(),
+        Target::Group(g) => st
+            .groups
+            .get(g)
+            .map(|lg| {
+                lg.members
+                    .iter()
+                    .filter(|(idx, _)| slot_at(*idx).is_some_and(pass))
+                    .map(|(idx, o)| (*idx, o.qos.min(QoS::AtLeastOnce)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Target::All | Target::User(_) => st
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((SessionIdx(i as u32), s.as_ref()?)))
+            .filter(|(_, s)| match &sel.target {
+                Target::User(u) => s.user_id.as_deref() == Some(&**u),
+                _ => true,
+            })
+            .filter(|(_, s)| pass(s))
+            .map(|(idx, s)| (idx, s.server_qos))
+            .collect(),
+    }
+}
+
+/// Offers `msg` to each picked session directly (no subscription needed for server
+/// messages), with the same queue rules as a group delivery.
+fn offer(w: &Worker, picked: &[(SessionIdx, QoS)], msg: &Arc<Message>) {
+    let now = w.now_ms();
+    let limits = &w.shared.settings.limits;
+    let mut slow: Vec<Rc<ConnHandle>> = Vec::new();
+    let mut st = w.st.borrow_mut();
+    let mut c = w.counters.borrow_mut();
+    let mut scratch: Vec<OutItem> = Vec::new();
+    for &(idx, qos) in picked {
+        let Some(slot) = st.slots.get_mut(idx.0 as usize).and_then(|s| s.as_mut()) else {
+            continue;
+        };
+        offer_to_slot(slot, msg, qos, now, limits, &mut c, &mut scratch, &mut slow);
+    }
+    drop(c);
+    drop(st);
+    disconnect_slow(slow);
+}
+
+/// Ends a session from REST: the session is discarded, not kept for a reconnect
+/// (§4.3); an online v5 client gets DISCONNECT 0x98 with the reason string first.
+fn close(w: &Worker, idx: SessionIdx, reason: &str) {
+    let conn = w
+        .with_slot(idx, |s| {
+            // The connection's end then removes the session (expiry 0).
+            s.session.expiry_secs = 0;
+            s.conn.clone()
+        })
+        .flatten();
+    match conn {
+        Some(conn) => {
+            let text = truncate(reason, 256.min(conn.client_max_packet.get() as usize / 2));
+            conn.disconnect(
+                ReasonCode::AdministrativeAction,
+                (!text.is_empty()).then_some(text),
+            );
+        }
+        None => w.remove_session(idx, w.now_ms()),
     }
 }
 

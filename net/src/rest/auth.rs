@@ -8,7 +8,7 @@ use std::cell::Cell;
 use hubmq_auth::{parse_endpoint, verify, TokenError, VerifyOptions};
 
 use crate::auth::now_secs;
-use crate::http::{percent_decode, Head};
+use crate::io::http::{percent_decode, Head};
 use crate::settings::ListenerKind;
 use crate::worker::Worker;
 

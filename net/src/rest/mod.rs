@@ -16,11 +16,9 @@ use std::rc::Rc;
 use bytes::{Bytes, BytesMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
-use crate::conn::read_more;
-use crate::http::{self, Head};
+use crate::io::http::{self, Head};
+use crate::io::read::read_more;
 use crate::worker::Worker;
-
-pub use apply::{RestOp, RestReply};
 
 /// api-versions the SDKs send (2024-12-01 is the current default of both).
 const API_VERSIONS: [&str; 5] = [

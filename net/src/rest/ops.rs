@@ -15,7 +15,7 @@ use hubmq_core::topic::SERVER_MESSAGES_TOPIC;
 use serde_json::Value;
 
 use crate::auth::now_secs;
-use crate::http::Head;
+use crate::io::http::Head;
 use crate::worker::Worker;
 
 use super::apply::{broadcast, RestOp, RestReply, Selector, Target};

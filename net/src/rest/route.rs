@@ -3,7 +3,7 @@
 //! name validation, and query access with the array forms the SDKs use (repeated keys and
 //! comma-joined values).
 
-use crate::http::{percent_decode, Head};
+use crate::io::http::{percent_decode, Head};
 
 use super::ApiError;
 

@@ -1,8 +1,9 @@
 //! Cross-core hand-off: one bounded lock-free queue per (sender, receiver) worker pair, so each
 //! queue has a single producer and a single consumer and no two workers ever contend on one
 //! lock. A receiver is woken through an `AtomicWaker`; a busy receiver (waker not registered)
-//! costs a sender only an atomic swap. Cold-path commands (session takeover) use a separate
-//! channel per worker.
+//! costs a sender only an atomic swap. Cold-path commands use a separate channel per worker;
+//! their type `C` belongs to the worker (this module only carries them), so the transport
+//! knows nothing of sessions, REST or either product.
 
 use std::sync::Arc;
 
@@ -10,10 +11,6 @@ use atomic_waker::AtomicWaker;
 use crossbeam_queue::ArrayQueue;
 use hubmq_core::ids::{GroupId, HubId, WorkerId};
 use hubmq_core::message::Message;
-use hubmq_core::mqtt::QoS;
-use hubmq_core::session::SubOpts;
-
-use crate::registry::{GroupShared, SessionKey};
 
 /// Messages per queue. Large enough that a worker behind by this much is hopelessly
 /// overloaded; past it, messages are dropped and counted rather than blocking the sender.
@@ -36,6 +33,16 @@ pub struct Target {
 
 const NONE: u32 = u32::MAX;
 
+/// A `Target` unpacked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// The members of one group (exact-name routing: Web PubSub groups).
+    Group(GroupId),
+    /// Every local subscription of a wildcard-routed hub whose filter matches the topic, plus
+    /// the members of the topic's exact group if it has one (Event Grid namespaces).
+    Topic { hub: HubId, exact: Option<GroupId> },
+}
+
 impl Target {
     pub fn group(g: GroupId) -> Target {
         Target {
@@ -51,60 +58,29 @@ impl Target {
         }
     }
 
-    /// `Err(group)` for a Web PubSub group, `Ok((hub, exact group))` for a namespace.
-    pub fn split(self) -> Result<(HubId, Option<GroupId>), GroupId> {
+    /// Which delivery path the message takes on the receiving worker.
+    pub fn route(self) -> Route {
         if self.hub == NONE {
-            Err(GroupId(self.group))
+            Route::Group(GroupId(self.group))
         } else {
-            Ok((
-                HubId(self.hub),
-                (self.group != NONE).then_some(GroupId(self.group)),
-            ))
+            Route::Topic {
+                hub: HubId(self.hub),
+                exact: (self.group != NONE).then_some(GroupId(self.group)),
+            }
         }
     }
 }
 
-/// Cold-path command to a worker.
-pub enum Command {
-    /// Another worker accepted a CONNECT for a session this worker owns: disconnect the current
-    /// connection (0x8E) and hand the session over (`keep`) or discard it.
-    Takeover {
-        key: SessionKey,
-        keep: bool,
-        reply: flume::Sender<Option<SessionTransfer>>,
-    },
-    /// A REST data-plane operation: apply it to this worker's sessions and answer.
-    Rest {
-        op: Arc<crate::rest::RestOp>,
-        reply: flume::Sender<crate::rest::RestReply>,
-    },
-    /// An Event Grid namespace's settings were reloaded: re-check this worker's sessions in it.
-    EgReload { hub: HubId },
-    /// Stop accepting, disconnect clients, exit.
-    Shutdown,
-}
-
-/// A session moving between workers.
-pub struct SessionTransfer {
-    pub serial: u64,
-    pub user_id: Option<Arc<str>>,
-    pub perms: hubmq_core::perm::Permissions,
-    pub subs: Vec<(Arc<GroupShared>, SubOpts)>,
-    pub undelivered: Vec<(Arc<Message>, QoS)>,
-    /// Upstream session data (session id, connection state), when the hub has handlers.
-    pub upstream: Option<Box<crate::upstream::SessionUp>>,
-}
-
-pub struct Mesh {
+pub struct Mesh<C> {
     workers: usize,
     /// queues[from * workers + to]; the diagonal is unused.
     queues: Vec<ArrayQueue<CoreMsg>>,
     wakers: Vec<AtomicWaker>,
-    commands: Vec<(flume::Sender<Command>, flume::Receiver<Command>)>,
+    commands: Vec<(flume::Sender<C>, flume::Receiver<C>)>,
 }
 
-impl Mesh {
-    pub fn new(workers: usize) -> Mesh {
+impl<C> Mesh<C> {
+    pub fn new(workers: usize) -> Mesh<C> {
         let n = workers * workers;
         Mesh {
             workers,
@@ -171,12 +147,12 @@ impl Mesh {
         self.wakers[me.0 as usize].register(waker);
     }
 
-    pub fn command(&self, to: WorkerId, cmd: Command) {
+    pub fn command(&self, to: WorkerId, cmd: C) {
         // The receiver lives as long as the mesh; a send can only fail during teardown.
         let _ = self.commands[to.0 as usize].0.send(cmd);
     }
 
-    pub fn commands(&self, me: WorkerId) -> flume::Receiver<Command> {
+    pub fn commands(&self, me: WorkerId) -> flume::Receiver<C> {
         self.commands[me.0 as usize].1.clone()
     }
 }
@@ -192,11 +168,20 @@ mod tests {
 
     #[test]
     fn targets_round_trip() {
-        assert_eq!(Target::group(GroupId(7)).split(), Err(GroupId(7)));
+        assert_eq!(Target::group(GroupId(7)).route(), Route::Group(GroupId(7)));
         assert_eq!(
-            Target::topic(HubId(3), Some(GroupId(9))).split(),
-            Ok((HubId(3), Some(GroupId(9))))
+            Target::topic(HubId(3), Some(GroupId(9))).route(),
+            Route::Topic {
+                hub: HubId(3),
+                exact: Some(GroupId(9))
+            }
         );
-        assert_eq!(Target::topic(HubId(3), None).split(), Ok((HubId(3), None)));
+        assert_eq!(
+            Target::topic(HubId(3), None).route(),
+            Route::Topic {
+                hub: HubId(3),
+                exact: None
+            }
+        );
     }
 }
