@@ -11,26 +11,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use hubmq_core::connect::{connack_refusal, connack_success, negotiate};
+use hubmq_core::connect::connack_refusal;
 use hubmq_core::ids::SessionIdx;
-use hubmq_core::message::Message;
-use hubmq_core::mqtt::{
-    self, CodecError, Connect, Packet, ProtocolVersion, PubAck, Publish, QoS, ReasonCode, SubAck,
-    Subscribe, UnsubAck, Unsubscribe,
-};
-use hubmq_core::session::SubOpts;
-use hubmq_core::topic::{check_filter, check_topic, FilterKind, TopicKind};
+use hubmq_core::mqtt::{self, CodecError, Packet, ProtocolVersion, PubAck, QoS, ReasonCode};
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
-use crate::auth::{authenticate, compile_permissions, valid_hub_name, AuthFailure, Identity};
+use crate::auth::Identity;
+use crate::ending::{self, ConnError, End};
 use crate::eventgrid::EgNamespace;
 use crate::io::ws::{self, WsDecoder, WsEvent};
-use crate::upstream::{self, reply as up_reply, SessionUp, SystemEvent};
-use crate::worker::{ConnHandle, Out, Transport, WillSpec, Worker};
+use crate::worker::{ConnHandle, Out, Transport, Worker};
 use hubmq_metrics::{ConnectOutcome, DropReason};
 
 mod eg;
 mod up;
+mod wps;
 
 /// How a connection authenticates, fixed by where it arrived.
 pub enum Auth {
@@ -53,15 +48,6 @@ impl Auth {
 /// Smallest and largest read size of an MQTT connection (see `Reader::read_size`).
 const READ_MIN: usize = 1024;
 const READ_MAX: usize = 64 * 1024;
-
-/// Why the reader stopped; decides whether the will is published.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    /// Client DISCONNECT 0x00: no will.
-    Clean,
-    /// Client DISCONNECT 0x04, or any abnormal end: the will is due.
-    WithWill,
-}
 
 /// The phase a connection is in. Before CONNECT only `AwaitConnect` exists, so a PUBLISH
 /// before CONNECT cannot reach the session code.
@@ -191,23 +177,6 @@ struct Reader {
     client_disconnect: Option<mqtt::Disconnect>,
 }
 
-/// A reason to end the connection, decided while handling input.
-struct Stop {
-    reason: Option<ReasonCode>,
-    text: Option<&'static str>,
-    end: End,
-}
-
-impl Stop {
-    fn err(reason: ReasonCode, text: &'static str) -> Stop {
-        Stop {
-            reason: Some(reason),
-            text: Some(text),
-            end: End::WithWill,
-        }
-    }
-}
-
 impl Reader {
     async fn read_loop<R: AsyncReadRent>(&mut self, r: &mut R, mut rx: BytesMut) -> End {
         loop {
@@ -295,24 +264,29 @@ impl Reader {
         End::WithWill
     }
 
-    fn stop(&mut self, s: Stop) -> End {
+    fn stop(&mut self, e: ConnError) -> End {
         if self.h.closing.get() {
-            return s.end;
+            return e.end();
         }
-        match (s.reason, self.version) {
+        match (e.reason(), self.version) {
             (Some(rc), Some(_)) if matches!(self.phase, Phase::Active(_)) => {
-                self.h.disconnect(rc, s.text);
+                tracing::debug!(
+                    reason = rc.name(),
+                    detail = e.detail(),
+                    "disconnecting client"
+                );
+                self.h.disconnect(rc, e.detail());
             }
             _ => {
                 self.h.closing.set(true);
                 self.h.push(Out::Close);
             }
         }
-        s.end
+        e.end()
     }
 
     /// Decodes and handles everything buffered.
-    async fn process(&mut self, rx: &mut BytesMut) -> Result<(), Stop> {
+    async fn process(&mut self, rx: &mut BytesMut) -> Result<(), ConnError> {
         // A close (or WebSocket error) ends the connection only after the MQTT bytes that came
         // before it were handled: a DISCONNECT right before the close frame must count.
         let ws_end = if self.ws.is_some() {
@@ -335,7 +309,7 @@ impl Reader {
         }
     }
 
-    async fn process_mqtt(&mut self, rx: &mut BytesMut) -> Result<(), Stop> {
+    async fn process_mqtt(&mut self, rx: &mut BytesMut) -> Result<(), ConnError> {
         loop {
             let max = self.limits().max_packet_size as usize;
             let buf = if self.ws.is_some() {
@@ -355,7 +329,7 @@ impl Reader {
         }
     }
 
-    fn unwrap_ws(&mut self, rx: &mut BytesMut) -> Result<(), Stop> {
+    fn unwrap_ws(&mut self, rx: &mut BytesMut) -> Result<(), ConnError> {
         let Some(dec) = self.ws.as_mut() else {
             return Ok(());
         };
@@ -380,16 +354,12 @@ impl Reader {
                     let mut f = BytesMut::new();
                     ws::encode_close(ws::CLOSE_NORMAL, "", &mut f);
                     self.h.push(Out::WsFrame(f.freeze()));
-                    return Err(Stop {
-                        reason: None,
-                        text: None,
-                        end: End::WithWill,
-                    });
+                    return Err(ConnError::Closed);
                 }
                 Err(ws::WsError::FrameTooLarge) => {
                     // The frame can only be this large if it carries an MQTT packet over the
                     // limit (or many packets at once): answer as MQTT does, 0x95.
-                    return Err(Stop::err(ReasonCode::PacketTooLarge, "packet too large"));
+                    return Err(ConnError::PacketTooLarge);
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "websocket protocol error");
@@ -397,17 +367,13 @@ impl Reader {
                     let mut f = BytesMut::new();
                     ws::encode_close(e.close_code(), &e.to_string(), &mut f);
                     self.h.push(Out::WsFrame(f.freeze()));
-                    return Err(Stop {
-                        reason: None,
-                        text: None,
-                        end: End::WithWill,
-                    });
+                    return Err(ConnError::Closed);
                 }
             }
         }
     }
 
-    fn codec_error(&mut self, e: CodecError) -> Stop {
+    fn codec_error(&mut self, e: CodecError) -> ConnError {
         tracing::debug!(error = %e, "bad MQTT input");
         if let CodecError::UnsupportedProtocol(level) = e {
             // We cannot know which CONNACK format a client of an unknown level reads; the
@@ -420,21 +386,12 @@ impl Reader {
                 None,
             )));
             self.w.counters.borrow_mut().connects[ConnectOutcome::UnsupportedProtocol.index()] += 1;
-            return Stop {
-                reason: None,
-                text: None,
-                end: End::WithWill,
-            };
+            return ConnError::Closed;
         }
-        let text = match e {
-            CodecError::Malformed(t) | CodecError::ProtocolViolation(t) => t,
-            CodecError::PacketTooLarge => "packet too large",
-            CodecError::UnsupportedProtocol(_) => "unsupported protocol",
-        };
-        Stop::err(e.reason(), text)
+        ConnError::from(e)
     }
 
-    async fn handle(&mut self, p: Packet) -> Result<(), Stop> {
+    async fn handle(&mut self, p: Packet) -> Result<(), ConnError> {
         let active = match &mut self.phase {
             Phase::AwaitConnect => {
                 return match p {
@@ -444,14 +401,13 @@ impl Reader {
                     // Boxed: the CONNECT path (token checks, upstream call, takeover) is large
                     // and runs once; inlining it would grow every idle connection's future.
                     Packet::Connect(c) => Box::pin(self.on_connect(c)).await,
-                    _ => Err(Stop::err(
-                        ReasonCode::ProtocolError,
-                        "first packet must be CONNECT",
-                    )),
+                    _ => Err(ConnError::Protocol("first packet must be CONNECT")),
                 };
             }
             Phase::Active(a) => a,
         };
+        // Each personality handles the packets its contract decides (PUBLISH, SUBSCRIBE,
+        // UNSUBSCRIBE, AUTH and its own refusals) and hands the rest to `handle_common`.
         let idx = active.idx;
         if active.eg.is_some() {
             if let Some(p) = self.handle_eg(p)? {
@@ -459,13 +415,21 @@ impl Reader {
             }
             return Ok(());
         }
-        self.handle_common(idx, p).await
+        self.handle_wps(idx, p).await
     }
 
-    /// The packets both modes handle alike (Event Grid filters its own first, see `eg`).
-    async fn handle_common(&mut self, idx: SessionIdx, p: Packet) -> Result<(), Stop> {
+    /// The packets every personality handles alike: acknowledgements, PINGREQ, DISCONNECT and
+    /// the packets no client may send.
+    pub(super) async fn handle_common(
+        &mut self,
+        idx: SessionIdx,
+        p: Packet,
+    ) -> Result<(), ConnError> {
         match p {
-            Packet::Publish(pb) => self.on_publish(pb).await,
+            // Taken by the personality before it gets here (see `handle`).
+            Packet::Publish(_) | Packet::Subscribe(_) | Packet::Unsubscribe(_) => Err(
+                ConnError::Protocol("packet not handled by this listener's mode"),
+            ),
             Packet::PubAck(a) => {
                 let _ = self
                     .w
@@ -507,8 +471,6 @@ impl Reader {
                     .session_io(idx, |s, now, out| s.on_pubcomp(a.pkid, now, out));
                 Ok(())
             }
-            Packet::Subscribe(s) => self.on_subscribe(s),
-            Packet::Unsubscribe(u) => self.on_unsubscribe(u),
             Packet::PingReq => {
                 self.send(Packet::PingResp);
                 Ok(())
@@ -521,37 +483,23 @@ impl Reader {
                 if let Some(e) = d.session_expiry {
                     // [MQTT-3.14.2-2]: a session that had expiry 0 cannot get one now.
                     if expiry0 && e > 0 {
-                        return Err(Stop::err(ReasonCode::ProtocolError, "session expiry was 0"));
+                        return Err(ConnError::Protocol("session expiry was 0"));
                     }
                     let cap = self.limits().max_session_expiry_secs;
                     self.w
                         .with_slot(idx, |s| s.session.expiry_secs = e.min(cap));
                 }
-                let end = if d.reason == ReasonCode::DisconnectWithWill.as_u8() {
-                    End::WithWill
-                } else {
-                    End::Clean
-                };
+                let will = d.reason == ReasonCode::DisconnectWithWill.as_u8();
                 self.client_disconnect = Some(d);
                 self.h.closing.set(true);
                 self.h.push(Out::Close);
-                Err(Stop {
-                    reason: None,
-                    text: None,
-                    end,
-                })
+                Err(ConnError::Goodbye { will })
             }
-            Packet::Auth(_) => Err(Stop::err(
-                ReasonCode::ProtocolError,
-                "AUTH without enhanced authentication",
-            )),
-            Packet::Connect(_) => Err(Stop::err(ReasonCode::ProtocolError, "second CONNECT")),
-            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
-                Err(Stop::err(
-                    ReasonCode::ProtocolError,
-                    "server-to-client packet sent by client",
-                ))
-            }
+            Packet::Auth(_) => Err(ConnError::Protocol("AUTH without enhanced authentication")),
+            Packet::Connect(_) => Err(ConnError::Protocol("second CONNECT")),
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => Err(
+                ConnError::Protocol("server-to-client packet sent by client"),
+            ),
         }
     }
 
@@ -577,202 +525,12 @@ impl Reader {
         version: ProtocolVersion,
         rc: ReasonCode,
         text: &'static str,
-    ) -> Result<(), Stop> {
+    ) -> Result<(), ConnError> {
         self.h
             .send_packet(&Packet::ConnAck(connack_refusal(version, rc, Some(text))));
-        self.w.counters.borrow_mut().connects[connect_outcome(rc).index()] += 1;
+        self.w.counters.borrow_mut().connects[ending::connect_outcome(rc).index()] += 1;
         tracing::info!(reason = rc.name(), detail = text, "connection refused");
-        Err(Stop {
-            reason: None,
-            text: None,
-            end: End::WithWill,
-        })
-    }
-
-    async fn on_connect(&mut self, c: Connect) -> Result<(), Stop> {
-        let version = c.protocol.unwrap_or(ProtocolVersion::V4);
-        self.version = Some(version);
-        self.h.version.set(version);
-        let w = self.w.clone();
-        let n = match negotiate(&c, w.limits(), || assign_client_id(&w)) {
-            Ok(n) => n,
-            Err(rc) => return self.refuse_connect(version, rc, "connect refused"),
-        };
-
-        // Identity: from the upgrade (WebSocket) or from username/password (TCP/TLS).
-        let identity = match self.pre.take() {
-            Some(id) => id,
-            None => {
-                let hub = match c.username.as_deref() {
-                    Some(u) => u.strip_prefix("hub=").unwrap_or(u),
-                    None => {
-                        return self.refuse_connect(
-                            version,
-                            ReasonCode::BadUserNameOrPassword,
-                            "user name must name the hub",
-                        )
-                    }
-                };
-                if !valid_hub_name(hub) {
-                    return self.refuse_connect(
-                        version,
-                        ReasonCode::BadUserNameOrPassword,
-                        "invalid hub name",
-                    );
-                }
-                let token = c
-                    .password
-                    .as_ref()
-                    .and_then(|p| std::str::from_utf8(p).ok());
-                match authenticate(&w, hub, token, None) {
-                    Ok(id) => id,
-                    Err(AuthFailure::UnknownHub) => {
-                        return self.refuse_connect(
-                            version,
-                            ReasonCode::NotAuthorized,
-                            "unknown hub",
-                        )
-                    }
-                    Err(f) => {
-                        return self.refuse_connect(
-                            version,
-                            ReasonCode::NotAuthorized,
-                            f.describe(),
-                        )
-                    }
-                }
-            }
-        };
-
-        // The upstream `connect` event (§5): may refuse, or override the token's identity.
-        let mut identity = identity;
-        let hub_lower = identity.hub_name.to_ascii_lowercase();
-        let upstream = w
-            .shared
-            .upstream
-            .clone()
-            .filter(|u| u.hub(&hub_lower).is_some());
-        let physical_id = upstream.as_ref().map(|_| upstream::new_id());
-        let mut accepted: Option<up_reply::Accept> = None;
-        // Taken so the chain is not kept for the life of the connection.
-        let certs = std::mem::take(&mut self.client_certs);
-        if let (Some(u), Some(pid)) = (&upstream, &physical_id) {
-            match self.connect_event(u, pid, &c, &n, &identity, certs).await {
-                None => {}
-                Some(up_reply::ConnectDecision::Accept(a)) => accepted = Some(a),
-                Some(up_reply::ConnectDecision::Refuse(r)) => return self.refuse_upstream(r),
-            }
-        }
-        let mut upstream_groups = None;
-        if let Some(a) = &accepted {
-            if let Some(uid) = &a.user_id {
-                identity.user_id = Some(uid.as_str().into());
-            }
-            if let Some(roles) = &a.roles {
-                identity.roles = hubmq_auth::parse_roles(roles);
-            }
-            upstream_groups = a.groups.clone();
-        }
-
-        let perms = compile_permissions(&w, identity.hub, &identity.roles);
-        self.h.client_max_packet.set(n.client_max_packet);
-        let client_id: Arc<str> = n.client_id.as_str().into();
-        let attached = w
-            .attach(
-                (identity.hub, client_id.clone()),
-                n.clean_start,
-                n.session_expiry,
-                identity.user_id.clone(),
-                perms,
-                self.h.clone(),
-                n.client_receive_max,
-            )
-            .await;
-        let idx = attached.idx;
-        if let Some(will) = c.will {
-            w.with_slot(idx, |s| {
-                s.will = Some(WillSpec {
-                    will,
-                    delay_secs: n.will_delay,
-                })
-            });
-        }
-        if let Some(pid) = physical_id {
-            let state = accepted.as_ref().map(|a| a.state.clone());
-            let hub_name = identity.hub_name.clone();
-            w.with_slot(idx, |s| {
-                let up =
-                    s.up.get_or_insert_with(|| Box::new(SessionUp::new(&hub_name, pid.clone())));
-                up.physical_id = pid;
-                up.next_event_id = 1;
-                up.close = upstream::CloseInfo::default();
-                if let Some(st) = &state {
-                    up.apply_state(st);
-                }
-            });
-        }
-        if let (false, Some(groups)) = (attached.session_present, &upstream_groups) {
-            // Groups from the upstream replace the token's, joined with default options (§5.3).
-            for g in groups {
-                let gs = w.group(identity.hub, g);
-                w.subscribe(
-                    idx,
-                    &gs,
-                    SubOpts {
-                        qos: QoS::AtMostOnce,
-                        no_local: false,
-                    },
-                );
-            }
-        } else if !attached.session_present {
-            // Token groups are joined at connect, permission or not (webpubsub-mqtt.md).
-            for g in &identity.groups {
-                let gs = w.group(identity.hub, g);
-                w.subscribe(
-                    idx,
-                    &gs,
-                    SubOpts {
-                        qos: QoS::AtLeastOnce,
-                        no_local: false,
-                    },
-                );
-            }
-        }
-        let mut ack = connack_success(&n, attached.session_present, w.limits());
-        if let (Some(a), ProtocolVersion::V5) = (&accepted, version) {
-            ack.props.user_properties = a.user_properties.clone();
-        }
-        self.send(Packet::ConnAck(ack));
-        if !attached.session_present {
-            if let Some(u) = &upstream {
-                let client = client_id.clone();
-                w.with_slot(idx, |s| {
-                    let user = s.user_id.clone();
-                    if let Some(up) = s.up.as_mut() {
-                        u.session_event(SystemEvent::Connected, up, &client, user.as_deref());
-                    }
-                });
-            }
-        }
-        self.resume_accepted(idx, version);
-        tracing::info!(
-            hub = %identity.hub_name,
-            client = %client_id,
-            user = identity.user_id.as_deref().unwrap_or(""),
-            worker = w.id.0,
-            protocol = version.level(),
-            session_present = attached.session_present,
-            "client connected"
-        );
-        self.phase = Phase::Active(Box::new(Active {
-            idx,
-            identity,
-            keep_alive: n.keep_alive,
-            client_id,
-            eg: None,
-        }));
-        self.touch();
-        Ok(())
+        Err(ConnError::Closed)
     }
 
     fn ack(&self, qos: QoS, pkid: u16, rc: ReasonCode) {
@@ -787,200 +545,5 @@ impl Reader {
             QoS::AtLeastOnce => self.send(Packet::PubAck(PubAck::new(pkid, code))),
             QoS::ExactlyOnce => self.send(Packet::PubRec(PubAck::new(pkid, code))),
         }
-    }
-
-    async fn on_publish(&mut self, p: Publish) -> Result<(), Stop> {
-        let Phase::Active(a) = &self.phase else {
-            return Ok(());
-        };
-        let (idx, hub) = (a.idx, a.identity.hub);
-        let w = self.w.clone();
-        if p.props.topic_alias.is_some() {
-            return Err(Stop::err(
-                ReasonCode::TopicAliasInvalid,
-                "topic aliases are not supported",
-            ));
-        }
-        if p.qos == QoS::ExactlyOnce {
-            let open = w
-                .with_slot(idx, |s| s.session.incoming_qos2_len())
-                .unwrap_or(0);
-            if open >= usize::from(w.limits().receive_maximum) {
-                return Err(Stop::err(
-                    ReasonCode::ReceiveMaximumExceeded,
-                    "receive maximum exceeded",
-                ));
-            }
-        }
-        let group = match check_topic(&p.topic, w.limits().max_topic_len) {
-            Ok(TopicKind::Group(g)) => g,
-            Ok(TopicKind::UserEvent(name)) => {
-                let name = name.to_owned();
-                // Boxed for the same reason as on_connect: rare and large.
-                return Box::pin(self.on_user_event(idx, name, p)).await;
-            }
-            Err(rc) => {
-                w.counters.borrow_mut().dropped[DropReason::Denied.index()] += 1;
-                self.ack(p.qos, p.pkid, rc);
-                return Ok(());
-            }
-        };
-        let g = w.find_group(hub, group);
-        let allowed = w
-            .with_slot(idx, |s| match &g {
-                Some(g) => s.perms.can_send(g.id),
-                None => s.perms.send_any,
-            })
-            .unwrap_or(false);
-        if !allowed {
-            tracing::debug!(topic = %p.topic, "publish denied");
-            w.counters.borrow_mut().dropped[DropReason::Denied.index()] += 1;
-            self.ack(p.qos, p.pkid, ReasonCode::NotAuthorized);
-            return Ok(());
-        }
-        let fresh = p.qos != QoS::ExactlyOnce
-            || w.with_slot(idx, |s| s.session.incoming_qos2(p.pkid))
-                .unwrap_or(false);
-        if fresh {
-            w.counters.borrow_mut().messages_received += 1;
-            if let Some(g) = g {
-                let serial = w.with_slot(idx, |s| s.session.serial).unwrap_or(0);
-                let msg = Arc::new(Message::new(
-                    g.name.clone(),
-                    p.payload,
-                    p.props,
-                    p.qos,
-                    serial,
-                    w.now_ms(),
-                ));
-                w.publish(&g, msg);
-            }
-        }
-        self.ack(p.qos, p.pkid, ReasonCode::Success);
-        Ok(())
-    }
-
-    fn on_subscribe(&mut self, s: Subscribe) -> Result<(), Stop> {
-        let Phase::Active(a) = &self.phase else {
-            return Ok(());
-        };
-        let (idx, hub) = (a.idx, a.identity.hub);
-        if s.subscription_id.is_some() {
-            return Err(Stop::err(
-                ReasonCode::SubscriptionIdentifiersNotSupported,
-                "subscription identifiers are not supported",
-            ));
-        }
-        let v5 = self.version == Some(ProtocolVersion::V5);
-        let w = self.w.clone();
-        let mut reasons = Vec::with_capacity(s.filters.len());
-        for f in &s.filters {
-            let rc = match check_filter(&f.path, w.limits().max_topic_len) {
-                Err(rc) => Err(rc),
-                // Server messages arrive at QoS 1 without any subscription; subscribing to
-                // their topic sets the maximum QoS they are delivered at (webpubsub-rest.md §5).
-                Ok(FilterKind::ServerMessages) => {
-                    let qos = f.qos.min(QoS::AtLeastOnce);
-                    w.with_slot(idx, |s| s.server_qos = qos);
-                    Ok(qos)
-                }
-                Ok(FilterKind::Group(name)) => {
-                    let g = w.group(hub, name);
-                    let ok = w
-                        .with_slot(idx, |s| s.perms.can_join(g.id))
-                        .unwrap_or(false);
-                    if ok {
-                        let opts = SubOpts {
-                            qos: f.qos,
-                            no_local: f.no_local,
-                        };
-                        w.subscribe(idx, &g, opts);
-                        Ok(f.qos)
-                    } else {
-                        tracing::debug!(group = name, "subscribe denied");
-                        w.counters.borrow_mut().dropped[DropReason::Denied.index()] += 1;
-                        Err(ReasonCode::NotAuthorized)
-                    }
-                }
-            };
-            reasons.push(suback_code(rc, v5));
-        }
-        self.send(Packet::SubAck(SubAck {
-            pkid: s.pkid,
-            reasons,
-            ..SubAck::default()
-        }));
-        Ok(())
-    }
-
-    fn on_unsubscribe(&mut self, u: Unsubscribe) -> Result<(), Stop> {
-        let Phase::Active(a) = &self.phase else {
-            return Ok(());
-        };
-        let (idx, hub) = (a.idx, a.identity.hub);
-        let w = self.w.clone();
-        let mut reasons = Vec::with_capacity(u.filters.len());
-        for f in &u.filters {
-            let rc = match check_filter(f, w.limits().max_topic_len) {
-                Err(rc) => rc,
-                Ok(FilterKind::ServerMessages) => {
-                    w.with_slot(idx, |s| s.server_qos = QoS::AtLeastOnce);
-                    ReasonCode::Success
-                }
-                Ok(FilterKind::Group(name)) => match w.find_group(hub, name) {
-                    None => ReasonCode::NoSubscriptionExisted,
-                    Some(g) => {
-                        let ok = w
-                            .with_slot(idx, |s| s.perms.can_join(g.id))
-                            .unwrap_or(false);
-                        if !ok {
-                            ReasonCode::NotAuthorized
-                        } else if w.unsubscribe(idx, g.id) {
-                            ReasonCode::Success
-                        } else {
-                            ReasonCode::NoSubscriptionExisted
-                        }
-                    }
-                },
-            };
-            reasons.push(rc.as_u8());
-        }
-        self.send(Packet::UnsubAck(UnsubAck {
-            pkid: u.pkid,
-            reasons,
-            ..UnsubAck::default()
-        }));
-        Ok(())
-    }
-}
-
-/// A SUBACK entry: the granted QoS, or the refusal (v3.1.1 knows only 0x80, "failure").
-fn suback_code(rc: Result<QoS, ReasonCode>, v5: bool) -> u8 {
-    match rc {
-        Ok(q) => q as u8,
-        Err(rc) if v5 => rc.as_u8(),
-        Err(_) => 0x80,
-    }
-}
-
-fn assign_client_id(w: &Worker) -> String {
-    format!(
-        "hubmq-{:x}-{:x}",
-        w.shared.next_serial(),
-        rand::random::<u32>()
-    )
-}
-
-/// Metric label for a refused CONNECT.
-fn connect_outcome(rc: ReasonCode) -> ConnectOutcome {
-    match rc {
-        ReasonCode::UnsupportedProtocolVersion => ConnectOutcome::UnsupportedProtocol,
-        ReasonCode::ClientIdentifierNotValid => ConnectOutcome::ClientIdRejected,
-        ReasonCode::NotAuthorized
-        | ReasonCode::BadUserNameOrPassword
-        | ReasonCode::BadAuthenticationMethod => ConnectOutcome::NotAuthorized,
-        ReasonCode::ServerBusy | ReasonCode::QuotaExceeded => ConnectOutcome::ServerBusy,
-        ReasonCode::ServerUnavailable => ConnectOutcome::ServerUnavailable,
-        _ => ConnectOutcome::Malformed,
     }
 }

@@ -2,14 +2,16 @@
 //!
 //! Per-core monoio workers with their own SO_REUSEPORT listeners (`server`), the per-worker
 //! session and group shards and the data path (`worker`), one reader and one writer task per
-//! connection (`conn`), TLS, the HTTP head / WebSocket upgrade (`http`, `ws`), and the
-//! lock-free cross-core queues (`xcore`). Protocol decisions come from `hubmq-core`; this crate
-//! performs them.
+//! connection (`conn`, with one file per personality: `conn/wps.rs`, `conn/eg.rs`), how a
+//! connection ends and what each ending is called (`ending`), TLS, the HTTP head / WebSocket
+//! upgrade (`io`), and the lock-free cross-core queues (`mesh`). Protocol decisions come from
+//! `hubmq-core`; this crate performs them. The README's "Architecture" section draws the layers.
 
 #![forbid(unsafe_code)]
 
 mod auth;
 mod conn;
+mod ending;
 pub mod eventgrid;
 mod io;
 mod lifecycle;

@@ -11,7 +11,7 @@ use hubmq_auth::eventgrid::cert::ChainTrust;
 use hubmq_auth::eventgrid::token::{CUSTOM_JWT_METHOD, ENTRA_METHOD, MAX_AUTH_DATA_LEN};
 use hubmq_auth::eventgrid::{
     check_publish_with_mask, check_subscribe, validate_filter, validate_topic_name,
-    verify_custom_jwt, verify_entra, ClientIdentity, EgTokenError,
+    verify_custom_jwt, verify_entra, ClientIdentity,
 };
 use hubmq_core::connect::{connack_success, negotiate};
 use hubmq_core::message::Message;
@@ -23,8 +23,10 @@ use hubmq_core::perm::Permissions;
 use hubmq_core::session::SubOpts;
 use hubmq_metrics::DropReason;
 
-use super::{assign_client_id, suback_code, Active, End, Phase, Reader, Stop};
+use super::wps::{assign_client_id, suback_code};
+use super::{Active, Phase, Reader};
 use crate::auth::{now_secs, Identity};
+use crate::ending::{eg_disconnection_reason, token_reason, ConnError, End, Feature};
 use crate::eventgrid::{
     EgNamespace, EgRights, SessionRates, Source, KEEP_ALIVE_MAX_SECS, MAX_FILTERS_PER_SUBSCRIBE,
     MAX_PROPERTY_BYTES, MAX_SESSION_NAME_CHARS, MAX_SUBSCRIPTIONS_PER_SESSION,
@@ -59,14 +61,6 @@ struct Verified {
 /// An `Instant` for a unix time in seconds (the read loop's timer runs on `Instant`s).
 fn instant_at(unix_secs: u64) -> Instant {
     Instant::now() + Duration::from_secs(unix_secs.saturating_sub(now_secs()))
-}
-
-/// The v5 code a refused token gets (§3, §7: oversized data 0x95, everything else 0x87).
-fn token_reason(e: &EgTokenError) -> ReasonCode {
-    match e {
-        EgTokenError::TooLarge => ReasonCode::PacketTooLarge,
-        _ => ReasonCode::NotAuthorized,
-    }
 }
 
 /// Log protocol label of Azure Monitor (§1): `MQTT3`, `MQTT3-WS`, `MQTT5`, `MQTT5-WS`.
@@ -334,7 +328,7 @@ impl Reader {
     }
 
     /// CONNECT on an Event Grid listener (§2–§5).
-    pub(super) async fn on_connect_eg(&mut self, mut c: Connect) -> Result<(), Stop> {
+    pub(super) async fn on_connect_eg(&mut self, mut c: Connect) -> Result<(), ConnError> {
         let Some(ns) = self.ns.clone() else {
             return Ok(());
         };
@@ -540,23 +534,20 @@ impl Reader {
     }
 
     /// The packets whose handling differs in this mode; `Some` = handle as usual.
-    pub(super) fn handle_eg(&mut self, p: Packet) -> Result<Option<Packet>, Stop> {
+    pub(super) fn handle_eg(&mut self, p: Packet) -> Result<Option<Packet>, ConnError> {
         match p {
             Packet::Publish(pb) => self.on_publish_eg(pb).map(|()| None),
             Packet::Subscribe(s) => self.on_subscribe_eg(s).map(|()| None),
             Packet::Unsubscribe(u) => self.on_unsubscribe_eg(u).map(|()| None),
             Packet::Auth(a) => self.on_auth_eg(a).map(|()| None),
             // §2: a negative PUBACK ends the connection [doc]; user properties are refused.
-            Packet::PubAck(a) if a.reason >= 0x80 => Err(Stop::err(
-                ReasonCode::ImplementationSpecificError,
-                "PUBACK with a failure reason code",
-            )),
-            Packet::PubAck(a) if !a.user_properties.is_empty() => Err(Stop::err(
-                ReasonCode::ImplementationSpecificError,
+            Packet::PubAck(a) if a.reason >= 0x80 => {
+                Err(ConnError::Refused("PUBACK with a failure reason code"))
+            }
+            Packet::PubAck(a) if !a.user_properties.is_empty() => Err(ConnError::Refused(
                 "user properties are not accepted on PUBACK",
             )),
-            Packet::Disconnect(d) if !d.user_properties.is_empty() => Err(Stop::err(
-                ReasonCode::ImplementationSpecificError,
+            Packet::Disconnect(d) if !d.user_properties.is_empty() => Err(ConnError::Refused(
                 "user properties are not accepted on DISCONNECT",
             )),
             other => Ok(Some(other)),
@@ -571,7 +562,7 @@ impl Reader {
         rc: ReasonCode,
         text: &'static str,
         fatal0: bool,
-    ) -> Result<(), Stop> {
+    ) -> Result<(), ConnError> {
         self.w.counters.borrow_mut().dropped[DropReason::Denied.index()] += 1;
         tracing::debug!(topic = %p.topic, reason = rc.name(), "publish refused");
         let v5 = self.version == Some(ProtocolVersion::V5);
@@ -583,7 +574,7 @@ impl Reader {
                 Ok(())
             }
             (true, _) if !fatal0 => Ok(()),
-            _ => Err(Stop::err(rc, text)),
+            _ => Err(ConnError::Policy(rc, text)),
         }
     }
 
@@ -607,31 +598,22 @@ impl Reader {
         session && self.w.eg_rates(ns, |r| r.subscribes.try_take(1, now))
     }
 
-    fn on_publish_eg(&mut self, mut p: Publish) -> Result<(), Stop> {
+    fn on_publish_eg(&mut self, mut p: Publish) -> Result<(), ConnError> {
         let Some((a, eg)) = self.eg_active() else {
             return Ok(());
         };
         let (idx, ns) = (a.idx, eg.ns.clone());
         if p.qos == QoS::ExactlyOnce {
-            return Err(Stop::err(
-                ReasonCode::QoSNotSupported,
-                "QoS 2 is not supported",
-            ));
+            return Err(ConnError::Unsupported(Feature::QoS2));
         }
         if p.retain && !ns.retain {
-            return Err(Stop::err(
-                ReasonCode::RetainNotSupported,
-                "retained messages are disabled",
-            ));
+            return Err(ConnError::Unsupported(Feature::Retain));
         }
         // Topic aliases (client → server): set up on a PUBLISH with a topic, used on one
         // without; never forwarded.
         if let Some(alias) = p.props.topic_alias.take() {
             if alias == 0 || alias > TOPIC_ALIAS_MAX {
-                return Err(Stop::err(
-                    ReasonCode::TopicAliasInvalid,
-                    "topic alias out of range",
-                ));
+                return Err(ConnError::TopicAlias("topic alias out of range"));
             }
             let Some(eg) = self.eg_active_mut() else {
                 return Ok(());
@@ -640,21 +622,13 @@ impl Reader {
             if p.topic.is_empty() {
                 match slot {
                     Some(t) => p.topic = t.to_string(),
-                    None => {
-                        return Err(Stop::err(
-                            ReasonCode::TopicAliasInvalid,
-                            "topic alias was never set",
-                        ))
-                    }
+                    None => return Err(ConnError::TopicAlias("topic alias was never set")),
                 }
             } else {
                 *slot = Some(p.topic.as_str().into());
             }
         } else if p.topic.is_empty() {
-            return Err(Stop::err(
-                ReasonCode::ProtocolError,
-                "empty topic without topic alias",
-            ));
+            return Err(ConnError::Protocol("empty topic without topic alias"));
         }
         if validate_topic_name(&p.topic).is_err() {
             return self.eg_refuse_publish(&p, ReasonCode::TopicNameInvalid, "invalid topic", true);
@@ -669,10 +643,7 @@ impl Reader {
                 .eg_active_mut()
                 .is_some_and(|eg| !eg.rates.overdraft.try_take(1, now));
             if sustained {
-                return Err(Stop::err(
-                    ReasonCode::MessageRateTooHigh,
-                    "publish rate far over quota",
-                ));
+                return Err(ConnError::RateTooHigh("publish rate far over quota"));
             }
             return self.eg_refuse_publish(
                 &p,
@@ -724,17 +695,14 @@ impl Reader {
         Ok(())
     }
 
-    fn on_subscribe_eg(&mut self, s: Subscribe) -> Result<(), Stop> {
+    fn on_subscribe_eg(&mut self, s: Subscribe) -> Result<(), ConnError> {
         let Some((a, eg)) = self.eg_active() else {
             return Ok(());
         };
         let idx = a.idx;
         let hub = eg.ns.hub;
         if s.subscription_id.is_some() {
-            return Err(Stop::err(
-                ReasonCode::SubscriptionIdentifiersNotSupported,
-                "subscription identifiers are not supported",
-            ));
+            return Err(ConnError::Unsupported(Feature::SubscriptionIdentifiers));
         }
         let v5 = self.version == Some(ProtocolVersion::V5);
         let w = self.w.clone();
@@ -817,7 +785,7 @@ impl Reader {
         Ok(())
     }
 
-    fn on_unsubscribe_eg(&mut self, u: Unsubscribe) -> Result<(), Stop> {
+    fn on_unsubscribe_eg(&mut self, u: Unsubscribe) -> Result<(), ConnError> {
         let Some((a, eg)) = self.eg_active() else {
             return Ok(());
         };
@@ -852,44 +820,33 @@ impl Reader {
 
     /// AUTH 0x19 (re-authenticate, §3): a new token for the same principal replaces the old
     /// one; rights are recompiled and subscriptions they no longer cover are dropped silently.
-    fn on_auth_eg(&mut self, a: AuthPacket) -> Result<(), Stop> {
+    fn on_auth_eg(&mut self, a: AuthPacket) -> Result<(), ConnError> {
         let Some((active, eg)) = self.eg_active() else {
             return Ok(());
         };
         let (idx, ns, method) = (active.idx, eg.ns.clone(), eg.method.clone());
         let Some(method) = method else {
-            return Err(Stop::err(
-                ReasonCode::ProtocolError,
-                "AUTH without enhanced authentication",
-            ));
+            return Err(ConnError::Protocol("AUTH without enhanced authentication"));
         };
         if !a.user_properties.is_empty() {
-            return Err(Stop::err(
-                ReasonCode::ImplementationSpecificError,
+            return Err(ConnError::Refused(
                 "user properties are not accepted on AUTH",
             ));
         }
         if a.reason != ReasonCode::ReAuthenticate.as_u8() {
             // The broker never starts an exchange; both methods finish in one step (§3 step 6).
-            return Err(Stop::err(
-                ReasonCode::ProtocolError,
+            return Err(ConnError::Protocol(
                 "AUTH must carry reason 0x19 (re-authenticate)",
             ));
         }
         if a.method.as_deref() != Some(method.as_str()) {
-            return Err(Stop::err(
-                ReasonCode::ProtocolError,
-                "AUTH method differs from CONNECT",
-            ));
+            return Err(ConnError::Protocol("AUTH method differs from CONNECT"));
         }
         let verified = match self.eg_verify(&ns, Some(&method), a.data.as_deref(), None) {
             Ok(v) => v,
             Err((_, text)) => {
                 tracing::info!(namespace = %ns.name, reason = text, "re-authentication failed");
-                return Err(Stop::err(
-                    ReasonCode::NotAuthorized,
-                    "re-authentication failed",
-                ));
+                return Err(ConnError::NotAuthorized("re-authentication failed"));
             }
         };
         let same = self
@@ -901,10 +858,7 @@ impl Reader {
             .unwrap_or(false);
         if !same {
             tracing::info!(namespace = %ns.name, "re-authentication for another identity refused");
-            return Err(Stop::err(
-                ReasonCode::NotAuthorized,
-                "re-authentication failed",
-            ));
+            return Err(ConnError::NotAuthorized("re-authentication failed"));
         }
         let dropped = self
             .w
@@ -934,21 +888,6 @@ impl Reader {
     }
 }
 
-/// Event Grid's `disconnectionReason` name for how a connection ended (§8); the numbers are
-/// ours, the names are the service's.
-fn disconnection_reason(server: Option<ReasonCode>, client_said_goodbye: bool) -> &'static str {
-    match server {
-        None if client_said_goodbye => "ClientInitiatedDisconnect",
-        None | Some(ReasonCode::KeepAliveTimeout) => "ConnectionLost",
-        Some(ReasonCode::NotAuthorized) => "ClientAuthenticationError",
-        Some(ReasonCode::SessionTakenOver) => "SessionTakenOver",
-        Some(ReasonCode::ServerShuttingDown) => "ServerInitiatedDisconnect",
-        Some(ReasonCode::QuotaExceeded | ReasonCode::MessageRateTooHigh) => "QuotaExceeded",
-        Some(ReasonCode::UnspecifiedError) => "ServerError",
-        Some(_) => "ClientError",
-    }
-}
-
 /// The lifecycle log line of a namespace connection that ended.
 pub(super) fn log_disconnected(
     a: &Active,
@@ -962,7 +901,7 @@ pub(super) fn log_disconnected(
         namespace = %eg.ns.name,
         client_authentication_name = %eg.auth_name,
         client_session_name = %a.client_id,
-        disconnection_reason = disconnection_reason(h.end_reason.get(), client_said_goodbye),
+        disconnection_reason = eg_disconnection_reason(h.end_reason.get(), client_said_goodbye),
         "Microsoft.EventGrid.MQTTClientSessionDisconnected"
     );
 }

@@ -13,8 +13,9 @@ use hubmq_core::mqtt::{
 use hubmq_core::topic::SERVER_EVENTS_PREFIX;
 use hubmq_metrics::{ConnectOutcome, UpstreamEvent};
 
-use super::{End, Phase, Reader, Stop};
+use super::{Phase, Reader};
 use crate::auth::Identity;
+use crate::ending::{upstream_reason, ConnError};
 use crate::upstream::{self, event as up_event, reply as up_reply, SystemEvent};
 use crate::worker::ConnHandle;
 
@@ -30,18 +31,7 @@ pub(super) fn close_info(h: &ConnHandle, client: Option<mqtt::Disconnect>) -> up
     }
     match h.end_reason.get() {
         Some(rc) => upstream::CloseInfo {
-            reason: Some(
-                match rc {
-                    ReasonCode::KeepAliveTimeout => "keep alive timeout",
-                    ReasonCode::SessionTakenOver => "session taken over",
-                    ReasonCode::ServerShuttingDown => "server shutting down",
-                    ReasonCode::AdministrativeAction => "closed by server API",
-                    ReasonCode::QuotaExceeded => "session queue full",
-                    ReasonCode::PacketTooLarge => "packet too large",
-                    other => other.name(),
-                }
-                .to_owned(),
-            ),
+            reason: Some(upstream_reason(rc).to_owned()),
             initiated_by_client: false,
             packet: v5.then(|| (rc.as_u8(), Vec::new())),
         },
@@ -111,7 +101,7 @@ impl Reader {
     }
 
     /// The CONNACK refusal an upstream decided (§5.4, §5.5); the connection closes after it.
-    pub(super) fn refuse_upstream(&mut self, r: up_reply::Refuse) -> Result<(), Stop> {
+    pub(super) fn refuse_upstream(&mut self, r: up_reply::Refuse) -> Result<(), ConnError> {
         let ack = hubmq_core::mqtt::ConnAck {
             session_present: false,
             code: r.code,
@@ -133,11 +123,7 @@ impl Reader {
             reason = r.reason.as_deref().unwrap_or(""),
             "connection refused by upstream"
         );
-        Err(Stop {
-            reason: None,
-            text: None,
-            end: End::WithWill,
-        })
+        Err(ConnError::Closed)
     }
 
     /// A PUBLISH to `$webpubsub/server/events/{name}` (webpubsub-upstream.md §8): one upstream
@@ -149,7 +135,7 @@ impl Reader {
         idx: SessionIdx,
         name: String,
         p: Publish,
-    ) -> Result<(), Stop> {
+    ) -> Result<(), ConnError> {
         let w = self.w.clone();
         if self.version == Some(ProtocolVersion::V5) {
             if let Some(ct) = &p.props.content_type {

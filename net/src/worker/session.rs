@@ -187,7 +187,7 @@ impl Worker {
             };
             match &slot.conn {
                 Some(c) if c.id == conn_id => {
-                    let reason = disconnect_reason(c.end_reason.get(), will);
+                    let reason = crate::ending::disconnect_metric(c.end_reason.get(), will);
                     self.counters.borrow_mut().disconnects[reason.index()] += 1;
                 }
                 _ => {
@@ -368,21 +368,5 @@ impl Worker {
         // The new owner has claimed the key already; do not release it.
         self.end_session(idx, false);
         t
-    }
-}
-
-/// The `hubmq_disconnects_total` reason of a connection that ended: the server's own reason
-/// code if it disconnected the client, else whether the client said goodbye (no will due).
-fn disconnect_reason(server: Option<ReasonCode>, will: bool) -> DisconnectReason {
-    match server {
-        Some(ReasonCode::ServerShuttingDown) => DisconnectReason::Shutdown,
-        Some(ReasonCode::SessionTakenOver) => DisconnectReason::TakenOver,
-        Some(ReasonCode::KeepAliveTimeout) => DisconnectReason::KeepAliveTimeout,
-        Some(ReasonCode::QuotaExceeded) => DisconnectReason::SlowConsumer,
-        Some(ReasonCode::PacketTooLarge) => DisconnectReason::PacketTooLarge,
-        Some(ReasonCode::AdministrativeAction) => DisconnectReason::Server,
-        Some(_) => DisconnectReason::ProtocolError,
-        None if will => DisconnectReason::PeerClosed,
-        None => DisconnectReason::Client,
     }
 }
