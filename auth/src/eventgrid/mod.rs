@@ -17,6 +17,7 @@
 //! check_subscribe(&perms, filter);                                 // per SUBSCRIBE filter
 //! ```
 
+mod attrs;
 pub mod cert;
 pub mod model;
 pub mod policy;

@@ -22,7 +22,7 @@
 
 use std::fmt;
 
-use super::model::{AttrValue, Attributes};
+use super::attrs::{AttrValue, Attributes};
 
 /// Whether `NOT` is accepted. §6 says Event Grid has no `not` operator, so it is off; the
 /// evaluator supports it so turning it on is this one line [unconfirmed].
@@ -453,7 +453,7 @@ impl Parser {
             .filter(|p| p.eq_ignore_ascii_case(PREFIX))
             .map(|_| &word[PREFIX.len()..]);
         match key {
-            Some(key) if super::model::is_attribute_key(key) => {
+            Some(key) if super::attrs::is_attribute_key(key) => {
                 self.pos += 1;
                 Ok(Operand::Attribute(key.to_owned()))
             }

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use super::model::{AttrValue, Attributes};
+use super::attrs::{AttrValue, Attributes};
 
 /// Topic names and filters: at most 256 bytes [doc].
 pub const MAX_TOPIC_BYTES: usize = 256;
@@ -243,7 +243,7 @@ fn parse_parts(level: &str) -> Result<Vec<Part>, TemplateError> {
             Part::AuthenticationName
         } else if let Some(key) = name
             .strip_prefix(VAR_ATTRIBUTE_PREFIX)
-            .filter(|k| super::model::is_attribute_key(k))
+            .filter(|k| super::attrs::is_attribute_key(k))
         {
             Part::Attribute(key.to_owned())
         } else {

@@ -1,36 +1,13 @@
-//! Registered clients: their attributes, state and certificate validation scheme, the
-//! certificate fields an authentication name may come from, thumbprint normalization, and the
-//! per-client certificate checks `validate` runs.
+//! Registered clients: their attributes (typed in `eventgrid::attrs`), state and certificate
+//! validation scheme, the certificate fields an authentication name may come from, thumbprint
+//! normalization, and the per-client certificate checks `validate` runs.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
 
 use super::{err, ConfigError};
-
-/// A client attribute value: string, integer or array of strings [doc].
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum AttrValue {
-    Int(i64),
-    Str(String),
-    StrArray(Vec<String>),
-}
-
-impl AttrValue {
-    /// Bytes counted against `MAX_CLIENT_ATTRIBUTE_BYTES`.
-    pub(super) fn size(&self) -> usize {
-        match self {
-            AttrValue::Int(n) => n.to_string().len(),
-            AttrValue::Str(s) => s.len(),
-            AttrValue::StrArray(items) => items.iter().map(String::len).sum(),
-        }
-    }
-}
-
-/// Client attributes by name. A `BTreeMap` so iteration (and printing) is deterministic.
-pub type Attributes = BTreeMap<String, AttrValue>;
+use crate::eventgrid::attrs::Attributes;
 
 /// Registered client resource.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -8,7 +8,9 @@
 //! `jwt` (the `entra` and `custom_jwt` settings), `clients` (registered clients, their
 //! attributes and certificate checks), `access` (client groups, topic spaces, permission
 //! bindings, role assignments) and `validate` (`Namespace::validate`, the cross-item rules).
-//! Everything is re-exported here, so `model::X` is the path to use.
+//! Client attribute values live in `eventgrid::attrs`, so that `query` and `topics` (which
+//! `validate` uses) need not import this module. Everything is re-exported here, so `model::X`
+//! is the path to use.
 
 mod access;
 mod clients;
@@ -18,12 +20,13 @@ mod validate;
 
 use std::fmt;
 
+pub use super::attrs::{AttrValue, Attributes};
 pub use access::{
     Binding, ClientGroup, Permission, Role, RoleAssignment, TopicSpace, ALL_GROUP, NAMESPACE_SCOPE,
 };
 pub use clients::{
-    normalize_thumbprint, AttrValue, Attributes, ClientDef, ClientState, NameSource,
-    ValidationScheme, MAX_ALLOWED_THUMBPRINTS,
+    normalize_thumbprint, ClientDef, ClientState, NameSource, ValidationScheme,
+    MAX_ALLOWED_THUMBPRINTS,
 };
 pub use jwt::{CustomJwtCfg, EntraCfg};
 pub use namespace::{Namespace, Quotas, WebhookCfg};
@@ -81,11 +84,6 @@ fn err<T>(item: impl Into<String>, reason: impl Into<String>) -> Result<T, Confi
         item: item.into(),
         reason: reason.into(),
     })
-}
-
-/// Attribute keys are `[A-Za-z0-9_]+` [doc].
-pub(crate) fn is_attribute_key(key: &str) -> bool {
-    !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 #[cfg(test)]

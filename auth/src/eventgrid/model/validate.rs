@@ -7,10 +7,11 @@ use super::access::{Role, NAMESPACE_SCOPE};
 use super::clients::validate_name_sources;
 use super::namespace::Namespace;
 use super::{
-    err, is_attribute_key, ConfigError, MAX_AUTHENTICATION_NAME_CHARS, MAX_CLIENT_ATTRIBUTE_BYTES,
-    MAX_CLIENT_GROUPS, MAX_PERMISSION_BINDINGS, MAX_SESSIONS_PER_AUTHENTICATION_NAME,
-    MAX_SESSION_EXPIRY_HOURS, MAX_TEMPLATES_PER_TOPIC_SPACE, MAX_TOPIC_SPACES,
+    err, ConfigError, MAX_AUTHENTICATION_NAME_CHARS, MAX_CLIENT_ATTRIBUTE_BYTES, MAX_CLIENT_GROUPS,
+    MAX_PERMISSION_BINDINGS, MAX_SESSIONS_PER_AUTHENTICATION_NAME, MAX_SESSION_EXPIRY_HOURS,
+    MAX_TEMPLATES_PER_TOPIC_SPACE, MAX_TOPIC_SPACES,
 };
+use crate::eventgrid::attrs::is_attribute_key;
 use crate::eventgrid::query::Query;
 use crate::eventgrid::topics::Template;
 
