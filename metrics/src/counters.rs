@@ -170,6 +170,7 @@ pub struct CoreCounters {
     pub bytes_sent: u64,
     pub cross_core_messages: u64,
     pub deliveries_delayed: u64,
+    pub cross_core_timeouts: u64,
     /// Indexed by [`ConnectOutcome::index`].
     pub connects: [u64; ConnectOutcome::COUNT],
     /// Indexed by [`DisconnectReason::index`].
@@ -192,6 +193,7 @@ struct Flushed {
     bytes_sent: u64,
     cross_core_messages: u64,
     deliveries_delayed: u64,
+    cross_core_timeouts: u64,
     connects: [u64; ConnectOutcome::COUNT],
     disconnects: [u64; DisconnectReason::COUNT],
 }
@@ -205,6 +207,7 @@ struct Handles {
     bytes_sent: Counter,
     cross_core_messages: Counter,
     deliveries_delayed: Counter,
+    cross_core_timeouts: Counter,
     connects: [Counter; ConnectOutcome::COUNT],
     disconnects: [Counter; DisconnectReason::COUNT],
     connections: [[Gauge; Protocol::COUNT]; Transport::COUNT],
@@ -232,6 +235,7 @@ impl Handles {
             bytes_sent: worker_counter(names::BYTES_SENT_TOTAL),
             cross_core_messages: worker_counter(names::CROSS_CORE_MESSAGES_TOTAL),
             deliveries_delayed: worker_counter(names::DELIVERIES_DELAYED_TOTAL),
+            cross_core_timeouts: worker_counter(names::CROSS_CORE_TIMEOUTS_TOTAL),
             connects: std::array::from_fn(|i| {
                 metrics::counter!(names::CONNECTS_TOTAL,
                     labels::WORKER => w.clone(), labels::RESULT => ConnectOutcome::ALL[i].label())
@@ -266,6 +270,7 @@ impl CoreCounters {
             bytes_sent: 0,
             cross_core_messages: 0,
             deliveries_delayed: 0,
+            cross_core_timeouts: 0,
             connects: [0; ConnectOutcome::COUNT],
             disconnects: [0; DisconnectReason::COUNT],
             connections: [[0; Protocol::COUNT]; Transport::COUNT],
@@ -337,6 +342,11 @@ impl CoreCounters {
             &h.deliveries_delayed,
             self.deliveries_delayed,
             &mut f.deliveries_delayed,
+        );
+        add(
+            &h.cross_core_timeouts,
+            self.cross_core_timeouts,
+            &mut f.cross_core_timeouts,
         );
         add_all(
             &h.messages_delivered,

@@ -48,6 +48,9 @@ pub mod names {
     pub const OUTBOUND_QUEUE_BYTES: &str = "hubmq_outbound_queue_bytes";
     /// counter: messages handed from this worker to another (label: worker).
     pub const CROSS_CORE_MESSAGES_TOTAL: &str = "hubmq_cross_core_messages_total";
+    /// counter: cross-worker requests that got no answer within their deadline (a session
+    /// takeover whose old owner did not answer; label: worker).
+    pub const CROSS_CORE_TIMEOUTS_TOTAL: &str = "hubmq_cross_core_timeouts_total";
     /// counter: times a connection's writer held deliveries back for an outbound rate quota
     /// (Event Grid; label: worker).
     pub const DELIVERIES_DELAYED_TOTAL: &str = "hubmq_deliveries_delayed_total";
@@ -212,6 +215,10 @@ pub fn describe() {
     describe_counter!(
         CROSS_CORE_MESSAGES_TOTAL,
         "Messages handed from one worker to another."
+    );
+    describe_counter!(
+        CROSS_CORE_TIMEOUTS_TOTAL,
+        "Cross-worker requests (session takeovers) that got no answer in time."
     );
     describe_counter!(
         DELIVERIES_DELAYED_TOTAL,

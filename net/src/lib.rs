@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod clock;
 mod conn;
 mod ending;
 pub mod eventgrid;

@@ -206,7 +206,7 @@ pub fn start(mut settings: Settings) -> io::Result<Server> {
         mesh: Mesh::new(workers),
         serial: AtomicU64::new(0),
         shutting_down: AtomicBool::new(false),
-        epoch: std::time::Instant::now(),
+        clock: crate::clock::Clock::real(),
         control,
     });
     let barrier = Arc::new(Barrier::new(workers + 1));
@@ -277,6 +277,7 @@ fn worker_main(id: WorkerId, shared: Arc<Shared>, barrier: Arc<Barrier>, failed:
         barrier.wait();
         let w = Rc::new(Worker::new(id, shared.clone()));
         monoio::spawn(w.clone().inbox_task());
+        monoio::spawn(w.clone().peer_waker_task());
         monoio::spawn(w.clone().timer_task());
         let cmd = monoio::spawn(w.clone().command_task());
         for (spec, tl) in listeners {

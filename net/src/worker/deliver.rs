@@ -32,6 +32,7 @@ impl Worker {
         let me = 1u64 << self.id.0;
         let mut rest = mask & !me;
         let mesh = &self.shared.mesh;
+        let mut pushed = 0u64;
         while rest != 0 {
             let peer = WorkerId(rest.trailing_zeros() as u16);
             rest &= rest - 1;
@@ -41,13 +42,30 @@ impl Worker {
             };
             let mut c = self.counters.borrow_mut();
             match mesh.push(self.id, peer, m) {
-                Ok(()) => c.cross_core_messages += 1,
+                Ok(()) => {
+                    c.cross_core_messages += 1;
+                    pushed |= 1 << peer.0;
+                }
                 Err(_) => c.dropped[DropReason::CrossCoreFull.index()] += 1,
             }
-            drop(c);
-            mesh.wake(peer);
+        }
+        if pushed != 0 {
+            let was = self.wake_pending.replace(self.wake_pending.get() | pushed);
+            if was == 0 {
+                self.wake_peers.notify();
+            }
         }
         mask & me != 0
+    }
+
+    /// Wakes every peer handed messages since the last call (see `wake_pending`).
+    pub(crate) fn wake_pending_peers(&self) {
+        let mut rest = self.wake_pending.replace(0);
+        while rest != 0 {
+            let peer = WorkerId(rest.trailing_zeros() as u16);
+            rest &= rest - 1;
+            self.shared.mesh.wake(peer);
+        }
     }
 
     /// Offers `msg` to every local subscriber of `group`.

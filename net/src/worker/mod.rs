@@ -19,7 +19,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use hubmq_core::ids::{GroupId, HubId, SessionIdx, WorkerId};
 use hubmq_core::message::Message;
@@ -38,6 +37,8 @@ mod groups;
 mod handle;
 mod session;
 mod tasks;
+#[cfg(test)]
+mod tests;
 mod topics;
 
 pub(crate) use deliver::{disconnect_slow, offer_to_slot};
@@ -81,9 +82,9 @@ pub struct Shared {
     /// Source of session serials (No Local) and connection ids.
     pub serial: AtomicU64,
     pub shutting_down: AtomicBool,
-    /// The broker clock's zero. One for the whole process: message expiry instants computed
-    /// on one worker are compared on another.
-    pub epoch: Instant,
+    /// The broker clock. One for the whole process: message expiry instants computed on one
+    /// worker are compared on another.
+    pub clock: crate::clock::Clock,
     /// Reloadable auth settings, heartbeats, shutdown grace (see `lifecycle`).
     pub control: crate::lifecycle::Control,
     /// The upstream event-handler client; `None` when no hub has a handler.
@@ -156,6 +157,11 @@ pub struct Worker {
     pub connections: Cell<usize>,
     /// Ends this worker's accept loops on shutdown.
     pub accept_gate: crate::lifecycle::AcceptGate,
+    /// Peers (bit = worker id) handed messages since their last wake-up: the peer-waker
+    /// task wakes each once when the current task yields, so a batch of publishes costs each
+    /// peer one cross-thread wake-up, not one per message.
+    pub(crate) wake_pending: Cell<u64>,
+    pub(crate) wake_peers: crate::io::notify::LocalNotify,
 }
 
 impl Worker {
@@ -167,12 +173,14 @@ impl Worker {
             counters: RefCell::new(CoreCounters::new(id.0)),
             connections: Cell::new(0),
             accept_gate: crate::lifecycle::AcceptGate::default(),
+            wake_pending: Cell::new(0),
+            wake_peers: Default::default(),
         }
     }
 
     /// Milliseconds on this worker's clock (monotonic).
     pub fn now_ms(&self) -> u64 {
-        self.shared.epoch.elapsed().as_millis() as u64
+        self.shared.clock.now_ms()
     }
 
     pub fn limits(&self) -> &hubmq_core::limits::Limits {

@@ -81,8 +81,23 @@ impl Worker {
                     },
                 );
                 // The owner answers promptly (it only detaches a session); if it is gone the
-                // channel closes and we start fresh.
-                transfer = rx.recv_async().await.ok().flatten();
+                // channel closes and we start fresh. A worker that does not answer within the
+                // connect timeout (stuck, or shutting down) costs the session, not a hung
+                // CONNECT: the claim is ours already, so its late answer finds no receiver.
+                let wait = self.shared.settings.connect_timeout;
+                transfer = match monoio::time::timeout(wait, rx.recv_async()).await {
+                    Ok(answer) => answer.ok().flatten(),
+                    Err(_) => {
+                        tracing::warn!(
+                            worker = self.id.0,
+                            owner = owner.0,
+                            client = %key.1,
+                            "session takeover: the old owner did not answer in time; starting a new session"
+                        );
+                        self.counters.borrow_mut().cross_core_timeouts += 1;
+                        None
+                    }
+                };
             }
         }
         let now = self.now_ms();

@@ -1,5 +1,5 @@
-//! The worker's own tasks: the inbox (messages from peers), the command channel (takeover,
-//! jobs, shutdown) and the 100 ms timer (delayed wills, offline expiry, metrics flush).
+//! The worker's own tasks: the inbox (messages from peers), the peer waker (one cross-thread
+//! wake-up per batch sent), the command channel (takeover, jobs, shutdown) and the 100 ms timer (delayed wills, offline expiry, metrics flush).
 
 use std::rc::Rc;
 use std::time::Instant;
@@ -38,6 +38,15 @@ impl Worker {
         }
     }
 
+    /// Wakes the peers this worker handed messages to, once per batch: it runs when the task
+    /// that published (a reader, the REST API, the inbox) yields.
+    pub async fn peer_waker_task(self: Rc<Self>) {
+        loop {
+            self.wake_peers.wait().await;
+            self.wake_pending_peers();
+        }
+    }
+
     /// Serves cold-path commands from other threads.
     pub async fn command_task(self: Rc<Self>) {
         let rx = self.shared.mesh.commands(self.id);
@@ -45,7 +54,11 @@ impl Worker {
             match cmd {
                 Command::Takeover { key, keep, reply } => {
                     let t = self.hand_over(&key, keep);
-                    let _ = reply.send(t);
+                    if reply.send(t).is_err() {
+                        // The new owner gave up waiting (see `attach`): what it would have
+                        // resumed is gone with this answer.
+                        tracing::warn!(worker = self.id.0, client = %key.1, "session takeover answered too late; session state dropped");
+                    }
                 }
                 Command::Run(job) => job(&self),
                 Command::Shutdown => {
@@ -84,29 +97,7 @@ impl Worker {
             monoio::time::sleep(std::time::Duration::from_millis(100)).await;
             self.shared.control.heartbeats.beat(self.id);
             let now = self.now_ms();
-            let mut expired = Vec::new();
-            let mut wills = Vec::new();
-            {
-                let mut st = self.st.borrow_mut();
-                for (i, s) in st.slots.iter_mut().enumerate() {
-                    let Some(s) = s.as_mut() else { continue };
-                    if matches!(s.pending_will, Some((_, _, at)) if now >= at) {
-                        if let Some((m, g, _)) = s.pending_will.take() {
-                            wills.push((s.key.0, m, g));
-                        }
-                    }
-                    if matches!(s.expires_at_ms, Some(at) if now >= at) {
-                        expired.push(SessionIdx(i as u32));
-                    }
-                }
-            }
-            for (hub, m, g) in wills {
-                self.publish_in(hub, &g, m);
-            }
-            for idx in expired {
-                tracing::debug!(worker = self.id.0, "offline session expired");
-                self.remove_session(idx, now);
-            }
+            self.tick(now);
             if now >= last_flush + 1000 {
                 last_flush = now;
                 let queued: usize = self
@@ -122,6 +113,34 @@ impl Worker {
                 c.outbound_queue_bytes = queued as i64;
                 c.flush();
             }
+        }
+    }
+
+    /// The timed rules at `now` (broker-clock ms): fires the wills whose delay ran out and
+    /// removes the offline sessions whose expiry passed.
+    pub(crate) fn tick(&self, now: u64) {
+        let mut expired = Vec::new();
+        let mut wills = Vec::new();
+        {
+            let mut st = self.st.borrow_mut();
+            for (i, s) in st.slots.iter_mut().enumerate() {
+                let Some(s) = s.as_mut() else { continue };
+                if matches!(s.pending_will, Some((_, _, at)) if now >= at) {
+                    if let Some((m, g, _)) = s.pending_will.take() {
+                        wills.push((s.key.0, m, g));
+                    }
+                }
+                if matches!(s.expires_at_ms, Some(at) if now >= at) {
+                    expired.push(SessionIdx(i as u32));
+                }
+            }
+        }
+        for (hub, m, g) in wills {
+            self.publish_in(hub, &g, m);
+        }
+        for idx in expired {
+            tracing::debug!(worker = self.id.0, "offline session expired");
+            self.remove_session(idx, now);
         }
     }
 
