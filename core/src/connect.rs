@@ -49,10 +49,6 @@ pub fn negotiate(
         (c.client_id.clone(), false)
     };
 
-    if v5 && c.props.auth_method.is_some() {
-        // Web PubSub mode authenticates with the token; enhanced auth is the Event Grid mode's.
-        return Err(ReasonCode::BadAuthenticationMethod);
-    }
     if c.props.receive_maximum == Some(0) || c.props.max_packet_size == Some(0) {
         // [MQTT-3.1.2-...]: both properties must be non-zero when present.
         return Err(ReasonCode::ProtocolError);
@@ -243,13 +239,12 @@ mod tests {
     }
 
     #[test]
-    fn enhanced_auth_is_refused_in_web_pubsub_mode() {
+    fn enhanced_auth_is_the_personality_s_to_judge() {
+        // Which methods exist is a product rule (Web PubSub refuses all, Event Grid takes two):
+        // negotiation leaves the property alone.
         let mut c = connect(ProtocolVersion::V5);
         c.props.auth_method = Some("OAUTH2-JWT".into());
-        assert_eq!(
-            negotiate(&c, &Limits::default(), id),
-            Err(ReasonCode::BadAuthenticationMethod)
-        );
+        assert!(negotiate(&c, &Limits::default(), id).is_ok());
     }
 
     #[test]

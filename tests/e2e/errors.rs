@@ -68,6 +68,21 @@ fn v4_malformed_packets_close_the_connection() {
 }
 
 #[test]
+fn enhanced_authentication_is_refused_on_a_hub_with_0x8c() {
+    // Web PubSub authenticates with the token; an Authentication Method (0x15) is Event Grid's.
+    let mut b = Broker::start();
+    let t = b.token("chat", None, &[], &[]);
+    let mut c = Connect::v5("enhanced").auth("chat", Some(&t));
+    c.props = wire::prop_str(0x15, "OAUTH2-JWT");
+    let mut raw = Raw::tcp(b.tcp);
+    raw.send(&c.encode());
+    let ack = wire::connack(P5, &raw.read_packet());
+    assert_eq!(ack.code, 0x8C, "Bad authentication method: {ack:?}");
+    raw.expect_closed();
+    b.assert_alive();
+}
+
+#[test]
 fn second_connect_is_a_protocol_error() {
     let mut b = Broker::start();
     let t = b.token("chat", None, &[], &[]);

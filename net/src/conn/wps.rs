@@ -38,6 +38,14 @@ impl Reader {
         let version = c.protocol.unwrap_or(ProtocolVersion::V4);
         self.version = Some(version);
         self.h.version.set(version);
+        if c.props.auth_method.is_some() {
+            // Web PubSub authenticates with the token; enhanced auth is Event Grid's.
+            return self.refuse_connect(
+                version,
+                ReasonCode::BadAuthenticationMethod,
+                "enhanced authentication is not supported",
+            );
+        }
         let w = self.w.clone();
         let n = match negotiate(&c, w.limits(), || assign_client_id(&w)) {
             Ok(n) => n,
