@@ -18,7 +18,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser as _;
 use hubmq_auth::KeyRing;
-use hubmq_core::limits::Limits;
 use hubmq_net::{ListenerKind, ListenerSpec, Settings};
 
 use crate::cli::{Cli, Command};
@@ -191,19 +190,10 @@ fn settings_from(config: &Config, exporter: hubmq_metrics::Exporter) -> anyhow::
     let hubmq_net::AuthSettings { keys, hubs } = signals::auth_settings(config)?;
     let mut listeners = Vec::new();
     for l in &config.listeners {
-        let kind = match l.kind {
-            config::ListenerKind::Http => ListenerKind::Http,
-            config::ListenerKind::Https => ListenerKind::Https,
-            config::ListenerKind::Tcp => ListenerKind::Tcp,
-            config::ListenerKind::Tls => ListenerKind::Tls,
-        };
         let (tls, client_auth) = match (&l.cert, &l.key, &l.client_ca, l.client_auth) {
             (Some(c), Some(k), Some(ca), Some(mode)) if l.kind.is_tls() => {
-                let mode = match mode {
-                    config::ClientAuth::Optional => hubmq_net::tls::ClientAuthMode::Optional,
-                    config::ClientAuth::Required => hubmq_net::tls::ClientAuthMode::Required,
-                };
-                let (cfg, auth) = hubmq_net::tls::server_config_with_client_auth(c, k, ca, mode)?;
+                let (cfg, auth) =
+                    hubmq_net::tls::server_config_with_client_auth(c, k, ca, mode.into())?;
                 (Some(cfg), Some(auth))
             }
             (Some(c), Some(k), _, _) if l.kind.is_tls() => {
@@ -212,7 +202,7 @@ fn settings_from(config: &Config, exporter: hubmq_metrics::Exporter) -> anyhow::
             _ => (None, None),
         };
         listeners.push(ListenerSpec {
-            kind,
+            kind: l.kind.into(),
             addr: l.bind,
             tls,
             client_auth,
@@ -220,23 +210,10 @@ fn settings_from(config: &Config, exporter: hubmq_metrics::Exporter) -> anyhow::
         });
     }
     let l = &config.limits;
-    let limits = Limits {
-        max_packet_size: l.max_packet_size,
-        max_keepalive_secs: l.max_keepalive_secs,
-        max_session_expiry_secs: l.max_session_expiry_secs,
-        default_session_expiry_secs: l.default_session_expiry_secs,
-        outbound_queue_bytes: l.outbound_queue_bytes,
-        session_queue_messages: l.session_queue_messages,
-        session_queue_bytes: l.session_queue_bytes,
-        receive_maximum: l.receive_maximum,
-        max_inflight: l.max_inflight,
-        will_payload_max: l.will_payload_max,
-        max_topic_len: l.max_topic_len,
-    };
     Ok(Settings {
         workers: config.server.worker_count(),
         listeners,
-        limits,
+        limits: l.into(),
         keys,
         public_endpoints: config
             .server
@@ -298,7 +275,7 @@ pub(crate) fn eventgrid_settings(
 /// The upstream event handlers of every hub that has any. Events are signed with the hub's own
 /// keys when it has some, else with the server's (`[auth]`). Restart to change.
 pub(crate) fn upstream_settings(config: &Config) -> hubmq_net::upstream::UpstreamSettings {
-    use hubmq_net::upstream::{HandlerSpec, HubUpstream, SystemEvent, UpstreamSettings};
+    use hubmq_net::upstream::{HandlerSpec, HubUpstream, UpstreamSettings};
     let hubs = config
         .hubs
         .iter()
@@ -314,15 +291,7 @@ pub(crate) fn upstream_settings(config: &Config) -> hubmq_net::upstream::Upstrea
                 .iter()
                 .map(|e| HandlerSpec {
                     url_template: e.url_template.clone(),
-                    system_events: e
-                        .system_events
-                        .iter()
-                        .map(|s| match s {
-                            config::SystemEvent::Connect => SystemEvent::Connect,
-                            config::SystemEvent::Connected => SystemEvent::Connected,
-                            config::SystemEvent::Disconnected => SystemEvent::Disconnected,
-                        })
-                        .collect(),
+                    system_events: e.system_events.iter().map(|&s| s.into()).collect(),
                     user_event_pattern: e.user_event_pattern.clone(),
                     timeout: Duration::from_millis(e.timeout_ms),
                     bearer: e

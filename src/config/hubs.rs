@@ -45,6 +45,16 @@ pub enum SystemEvent {
     Disconnected,
 }
 
+impl From<SystemEvent> for hubmq_net::upstream::SystemEvent {
+    fn from(event: SystemEvent) -> Self {
+        match event {
+            SystemEvent::Connect => hubmq_net::upstream::SystemEvent::Connect,
+            SystemEvent::Connected => hubmq_net::upstream::SystemEvent::Connected,
+            SystemEvent::Disconnected => hubmq_net::upstream::SystemEvent::Disconnected,
+        }
+    }
+}
+
 /// `auth = { type = "bearer", token = "..." }` (hubmq's stand-in for Azure's managed identity).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,4 +1,5 @@
-//! `[limits]`: protocol and resource bounds, their defaults and ranges.
+//! `[limits]`: protocol and resource bounds, their defaults and ranges, and the protocol part
+//! handed to `hubmq_core`.
 
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +64,26 @@ impl Limits {
     pub fn max_ws_frame(&self) -> usize {
         self.max_ws_frame
             .unwrap_or(self.max_packet_size as usize + 16)
+    }
+}
+
+impl From<&Limits> for hubmq_core::limits::Limits {
+    /// The limits the protocol machinery enforces; `max_connections`, `max_http_head` and
+    /// `max_ws_frame` belong to the network settings instead.
+    fn from(l: &Limits) -> Self {
+        hubmq_core::limits::Limits {
+            max_packet_size: l.max_packet_size,
+            max_keepalive_secs: l.max_keepalive_secs,
+            max_session_expiry_secs: l.max_session_expiry_secs,
+            default_session_expiry_secs: l.default_session_expiry_secs,
+            outbound_queue_bytes: l.outbound_queue_bytes,
+            session_queue_messages: l.session_queue_messages,
+            session_queue_bytes: l.session_queue_bytes,
+            receive_maximum: l.receive_maximum,
+            max_inflight: l.max_inflight,
+            will_payload_max: l.will_payload_max,
+            max_topic_len: l.max_topic_len,
+        }
     }
 }
 
@@ -147,5 +168,16 @@ impl Limits {
         )?;
         range("limits.max_topic_len", l.max_topic_len as u64, 1, 65_535)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Limits;
+
+    #[test]
+    fn default_limits_convert_to_the_core_defaults() {
+        let core: hubmq_core::limits::Limits = (&Limits::default()).into();
+        assert_eq!(core, hubmq_core::limits::Limits::default());
     }
 }

@@ -29,16 +29,18 @@ use hubmq_auth::eventgrid::Namespace;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use eventgrid::namespace_keys;
-pub use hubs::{Hub, SystemEvent, UpstreamCfg};
+pub use hubs::{Hub, UpstreamCfg};
 pub use limits::Limits;
 pub use ops::{Log, LogFormat, MetricsCfg};
 use server::default_listeners;
-pub use server::{Auth, ClientAuth, Listener, ListenerKind, Server};
+pub use server::{Auth, Listener, Server};
 
-// Every section type keeps its `config::Name` path; outside this module only the tests name
-// these (`HandlerAuth` nothing at all), hence the allowance.
+// Every section type keeps its `config::Name` path; outside this module the binary names these
+// only in its tests (or not at all), hence the allowances.
 #[allow(unused_imports)]
-pub use hubs::{EventHandler, HandlerAuth};
+pub use hubs::{EventHandler, HandlerAuth, SystemEvent};
+#[allow(unused_imports)]
+pub use server::{ClientAuth, ListenerKind};
 
 /// The whole configuration file. Every table and key has a default, so an empty file is valid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -82,6 +82,17 @@ impl ListenerKind {
     }
 }
 
+impl From<ListenerKind> for hubmq_net::ListenerKind {
+    fn from(kind: ListenerKind) -> Self {
+        match kind {
+            ListenerKind::Http => hubmq_net::ListenerKind::Http,
+            ListenerKind::Https => hubmq_net::ListenerKind::Https,
+            ListenerKind::Tcp => hubmq_net::ListenerKind::Tcp,
+            ListenerKind::Tls => hubmq_net::ListenerKind::Tls,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
@@ -112,6 +123,15 @@ pub struct Listener {
 pub enum ClientAuth {
     Optional,
     Required,
+}
+
+impl From<ClientAuth> for hubmq_net::tls::ClientAuthMode {
+    fn from(mode: ClientAuth) -> Self {
+        match mode {
+            ClientAuth::Optional => hubmq_net::tls::ClientAuthMode::Optional,
+            ClientAuth::Required => hubmq_net::tls::ClientAuthMode::Required,
+        }
+    }
 }
 
 pub(super) fn default_listeners() -> Vec<Listener> {
