@@ -4,6 +4,8 @@
 //! configuration, turn it into `hubmq_net::Settings`, start the workers, announce the bound
 //! addresses on stdout, then wait. No protocol logic lives here.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 mod config;
 mod metrics_http;

@@ -4,6 +4,8 @@
 //! storm); `report` turns their JSON results into Markdown tables. It only ever targets
 //! loopback addresses.
 
+#![forbid(unsafe_code)]
+
 mod codec;
 mod conn;
 mod connect;
