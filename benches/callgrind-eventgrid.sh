@@ -69,57 +69,6 @@ openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$KEYDIR/issue
 
 write_eventgrid_config "$WORK/hubmq.toml" "$WORKERS" "$HTTP" "$EG" "$AUDIENCE" "$ISSUER" \
     "$KEYDIR/issuer.pub.pem" callgrind
-[server]
-workers = $WORKERS
-public_endpoints = ["http://127.0.0.1:$HTTP"]
-
-[[listeners]]
-kind = "http"
-bind = "127.0.0.1:$HTTP"
-
-[[listeners]]
-kind = "tcp"
-bind = "127.0.0.1:$EG"
-namespace = "bench"
-
-[auth]
-access_keys = ["callgrind-$(date +%s%N)"]
-
-[eventgrid.namespaces.bench]
-hostnames = ["$AUDIENCE"]
-
-[eventgrid.namespaces.bench.custom_jwt]
-issuer = "$ISSUER"
-public_key_files = ["$KEYDIR/issuer.pub.pem"]
-
-[[eventgrid.namespaces.bench.topic_spaces]]
-name = "fleet"
-templates = ["fleet/#"]
-
-[[eventgrid.namespaces.bench.permission_bindings]]
-name = "fleet-pub"
-client_group = "\$all"
-topic_space = "fleet"
-permission = "Publisher"
-
-[[eventgrid.namespaces.bench.permission_bindings]]
-name = "fleet-sub"
-client_group = "\$all"
-topic_space = "fleet"
-permission = "Subscriber"
-
-[eventgrid.namespaces.bench.quotas]
-connects_per_second = 0
-session_connects_per_second = 0
-publishes_per_second = 0
-publish_bytes_per_second = 0
-session_publishes_per_second = 0
-session_publish_bytes_per_second = 0
-subscribes_per_second = 0
-session_subscribes_per_second = 0
-session_deliveries_per_second = 0
-session_delivery_bytes_per_second = 0
-EOF
 
 HUBMQ_IO_DRIVER=epoll valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out.%p" \
     "$HUBMQ" --config "$WORK/hubmq.toml" >"$WORK/broker.log" 2>&1 &

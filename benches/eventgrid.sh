@@ -113,57 +113,6 @@ start_hubmq() {
     cfg="$WORK/hubmq.toml"
     write_eventgrid_config "$cfg" "$WORKERS" "$http" "$eg" "$AUDIENCE" "$ISSUER" \
         "$WORK/issuer.pub.pem" bench
-[server]
-workers = $WORKERS
-public_endpoints = ["http://127.0.0.1:$http"]
-
-[[listeners]]
-kind = "http"
-bind = "127.0.0.1:$http"
-
-[[listeners]]
-kind = "tcp"
-bind = "127.0.0.1:$eg"
-namespace = "bench"
-
-[auth]
-access_keys = ["bench-$(date +%s%N)"]
-
-[eventgrid.namespaces.bench]
-hostnames = ["$AUDIENCE"]
-
-[eventgrid.namespaces.bench.custom_jwt]
-issuer = "$ISSUER"
-public_key_files = ["$WORK/issuer.pub.pem"]
-
-[[eventgrid.namespaces.bench.topic_spaces]]
-name = "fleet"
-templates = ["fleet/#"]
-
-[[eventgrid.namespaces.bench.permission_bindings]]
-name = "fleet-pub"
-client_group = "\$all"
-topic_space = "fleet"
-permission = "Publisher"
-
-[[eventgrid.namespaces.bench.permission_bindings]]
-name = "fleet-sub"
-client_group = "\$all"
-topic_space = "fleet"
-permission = "Subscriber"
-
-[eventgrid.namespaces.bench.quotas]
-connects_per_second = 0
-session_connects_per_second = 0
-publishes_per_second = 0
-publish_bytes_per_second = 0
-session_publishes_per_second = 0
-session_publish_bytes_per_second = 0
-subscribes_per_second = 0
-session_subscribes_per_second = 0
-session_deliveries_per_second = 0
-session_delivery_bytes_per_second = 0
-EOF
     "$HUBMQ" --config "$cfg" >"$WORK/hubmq.log" 2>&1 &
     BROKER_PID=$!
     local deadline=$((SECONDS + 20))
