@@ -16,7 +16,7 @@
 #
 # Knobs: FILTERS=mixed|exact|plus|hash SUBS=100 TOPICS=100 DURATION=5 WARMUP=2 WINDOW=8
 #        WORKERS=1 SKIP_BUILD=0 TOP=10 (functions listed by inclusive Ir; 0 = none)
-set -uo pipefail
+set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=eventgrid-config.sh
@@ -40,8 +40,8 @@ PID=""
 
 cleanup() {
     if [[ -n "$PID" ]]; then
-        kill -TERM "$PID" 2>/dev/null
-        wait "$PID" 2>/dev/null
+        kill -TERM "$PID" 2>/dev/null || true
+        wait "$PID" 2>/dev/null || true
     fi
     rm -rf "$KEYDIR"
     echo "callgrind files kept in $WORK" >&2
@@ -97,7 +97,7 @@ deliveries=$(sed -n 's/^ *"deliveries": *\([0-9]*\).*/\1/p' "$WORK/egfanout.json
 published=$(tr ',' '\n' <"$WORK/egfanout.json" | sed -n 's/.*"published": *\([0-9]*\).*/\1/p' | head -n 1)
 lost=$(tr ',' '\n' <"$WORK/egfanout.json" | sed -n 's/.*"lost": *\([0-9]*\).*/\1/p' | head -n 1)
 # The dump made by --at-end is the one whose header names the `measured` trigger.
-dump=$(grep -l "measured" "$WORK"/callgrind.out.* 2>/dev/null | head -n 1)
+dump=$(grep -l "measured" "$WORK"/callgrind.out.* 2>/dev/null | head -n 1 || true)
 [[ -n "$dump" ]] || { echo "no callgrind dump found in $WORK" >&2; exit 1; }
 ir=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$dump" | head -n 1)
 [[ -n "$ir" ]] || ir=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$dump" | head -n 1)
@@ -113,6 +113,7 @@ echo "hubmq Event Grid, filters $FILTERS, $SUBS subscribers: $ir instructions / 
 top_functions() { # inclusive|self
     local incl=no
     [[ $1 == inclusive ]] && incl=yes
+    # A report only: `head` closing the pipe early (SIGPIPE under pipefail) is not a failure.
     callgrind_annotate --inclusive=$incl --threshold=100 --auto=no "$dump" 2>/dev/null | awk -v mode="$1" -v T="$ir" -v D="$deliveries" '
         match($0, /^ *[0-9,]+ \( *[0-9.]+%\)  /) {
             n = substr($0, 1, RLENGTH); sub(/\(.*/, "", n); gsub(/[ ,]/, "", n)
@@ -122,7 +123,7 @@ top_functions() { # inclusive|self
             if (mode == "self") sum[fn] += n; else if (n + 0 > sum[fn]) sum[fn] = n + 0
         }
         END { for (f in sum) printf "%d\t%5.1f%%  %7.1f Ir/delivery  %s\n", sum[f], 100 * sum[f] / T, sum[f] / D, f }' |
-        sort -t$'\t' -k1,1nr | head -n "$TOP" | cut -f2-
+        sort -t$'\t' -k1,1nr | head -n "$TOP" | cut -f2- || true
 }
 if ((TOP > 0)) && command -v callgrind_annotate >/dev/null; then
     echo "top $TOP functions by inclusive Ir (largest row per function, thread/runtime frames left out):"

@@ -15,7 +15,7 @@
 #
 # Knobs: BROKER=hubmq|mosquitto SUBS=100 DURATION=5 WARMUP=2 WINDOW=8 WORKERS=1
 #        TRANSPORT=ws|tcp SKIP_BUILD=0
-set -uo pipefail
+set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BROKER=${BROKER:-hubmq}
@@ -33,8 +33,8 @@ PID=""
 
 cleanup() {
     if [[ -n "$PID" ]]; then
-        kill -TERM "$PID" 2>/dev/null
-        wait "$PID" 2>/dev/null
+        kill -TERM "$PID" 2>/dev/null || true
+        wait "$PID" 2>/dev/null || true
     fi
     echo "callgrind files kept in $WORK" >&2
 }
@@ -128,7 +128,7 @@ timeout $((DURATION + WARMUP + 120)) "$BENCH" fanout "${ARGS[@]}" --subscribers 
 
 deliveries=$(sed -n 's/^ *"deliveries": *\([0-9]*\).*/\1/p' "$WORK/fanout.json")
 # The dump made by --at-end is the one whose header names the `measured` trigger.
-dump=$(grep -l "measured" "$WORK"/callgrind.out.* 2>/dev/null | head -n 1)
+dump=$(grep -l "measured" "$WORK"/callgrind.out.* 2>/dev/null | head -n 1 || true)
 [[ -n "$dump" ]] || { echo "no callgrind dump found in $WORK" >&2; exit 1; }
 ir=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$dump" | head -n 1)
 [[ -n "$ir" ]] || ir=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$dump" | head -n 1)

@@ -19,7 +19,7 @@
 #   CASES="eg-mixed-qos0 eg-mixed-qos1 eg-exact-qos0 eg-mixed-rate"
 #   SKIP_BUILD=0                1: use the binaries already in target/release
 #   OUTDIR=benches/results/YYYY-MM-DD-eventgrid   where raw JSON, log and table go
-set -uo pipefail
+set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=eventgrid-config.sh
@@ -49,13 +49,14 @@ log() { echo "[eventgrid] $*" >&2; }
 
 stop_broker() {
     if [[ -n "$BROKER_PID" ]] && kill -0 "$BROKER_PID" 2>/dev/null; then
-        kill -TERM "$BROKER_PID" 2>/dev/null
+        # Each may fail once the broker is gone (and `wait` returns its exit status).
+        kill -TERM "$BROKER_PID" 2>/dev/null || true
         for _ in $(seq 50); do
             kill -0 "$BROKER_PID" 2>/dev/null || break
             sleep 0.1
         done
-        kill -KILL "$BROKER_PID" 2>/dev/null
-        wait "$BROKER_PID" 2>/dev/null
+        kill -KILL "$BROKER_PID" 2>/dev/null || true
+        wait "$BROKER_PID" 2>/dev/null || true
     fi
     BROKER_PID=""
 }
@@ -175,11 +176,12 @@ for c in $CASES; do
         log "$c on $b ($URL)"
         # shellcheck disable=SC2086 # $args is a word list on purpose
         echo "+ hubmq-bench egfanout --url $URL ${AUTH_ARGS[*]} --broker-pid PID --broker-name $b --label $c $args" >>"$WORK/runs.log"
+        # A failed or timed-out run is recorded in its JSON below, not fatal.
+        rc=0
         # shellcheck disable=SC2086
         timeout --kill-after=5 "$RUN_LIMIT" "$BENCH" egfanout --url "$URL" "${AUTH_ARGS[@]}" \
             --broker-pid "$BROKER_PID" --broker-name "$b" --label "$c" \
-            --threads "$GEN_THREADS" --json "$json" $args >>"$WORK/runs.log" 2>&1
-        rc=$?
+            --threads "$GEN_THREADS" --json "$json" $args >>"$WORK/runs.log" 2>&1 || rc=$?
         tail -n 1 "$WORK/runs.log" >&2
         [[ -s "$json" ]] || printf '{"label":"%s","broker":"%s","error":"load run ended with code %s and no result"}\n' "$c" "$b" "$rc" >"$json"
         stop_broker
@@ -187,7 +189,7 @@ for c in $CASES; do
 done
 
 log "trie micro-benchmark"
-"$BENCH" trie --json "$WORK/json/trie.json" >>"$WORK/runs.log" 2>&1
+"$BENCH" trie --json "$WORK/json/trie.json" >>"$WORK/runs.log" 2>&1 || log "trie run failed (see the run log)"
 tail -n 1 "$WORK/runs.log" >&2
 
 # Markdown table: one row per (case, broker), ratios against mosquitto of the same case.
@@ -204,11 +206,12 @@ tail -n 1 "$WORK/runs.log" >&2
               def ratio(a; b): if (a // 0) > 0 and (b // 0) > 0 then ((a / b * 100 | round) / 100 | tostring) + "×" else "–" end;
               if .error then "| \(.label) | \(.broker) | | failed: \(.error) | | | | | | | | |"
               else "| \(.label) | \(.broker) | \(.auth) | \(.deliveries_per_sec) | \(r(.cpu_us_per_delivery)) | \(.p50_us) | \(.p99_us) | \(if .broker_rss_kib then (.broker_rss_kib / 1024 * 10 | round) / 10 else "–" end) | \(.lost) | \(.errors) | \(ratio(.deliveries_per_sec; $base[0].deliveries_per_sec)) | \(ratio($base[0].cpu_us_per_delivery; .cpu_us_per_delivery)) |"
-              end' "$f"
+              end' "$f" || log "jq could not read $f"
         done
     done
     echo
-    jq -r '"trie: \(.filters // "?") filters, \(.ns_per_lookup // .lookup_ns // "?") ns/lookup"' "$WORK/json/trie.json" 2>/dev/null
+    # No trie line when that run failed.
+    jq -r '"trie: \(.filters // "?") filters, \(.ns_per_lookup // .lookup_ns // "?") ns/lookup"' "$WORK/json/trie.json" 2>/dev/null || true
 } | tee "$WORK/table.md"
 
 cp "$WORK"/json/*.json "$WORK/runs.log" "$WORK/table.md" "$OUTDIR/"
