@@ -12,7 +12,6 @@ use hubmq_auth::eventgrid::token::{CUSTOM_JWT_METHOD, ENTRA_METHOD, MAX_AUTH_DAT
 use hubmq_auth::eventgrid::{validate_topic_name, verify_custom_jwt, verify_entra, ClientIdentity};
 use hubmq_core::connect::{connack_success, negotiate};
 use hubmq_core::mqtt::{Auth as AuthPacket, Connect, Packet, ProtocolVersion, QoS, ReasonCode};
-use hubmq_core::perm::Permissions;
 
 use super::wps::assign_client_id;
 use super::{Active, Phase, Reader};
@@ -22,7 +21,7 @@ use crate::eventgrid::{
     EgNamespace, EgRights, SessionRates, Source, KEEP_ALIVE_MAX_SECS, MAX_SESSION_NAME_CHARS,
     TOPIC_ALIAS_MAX, WILL_DELAY_MAX_SECS,
 };
-use crate::worker::WillSpec;
+use crate::worker::{SessionExt, WillSpec};
 
 mod pubsub;
 
@@ -414,34 +413,26 @@ impl Reader {
             return self.refuse_connect(version, rc, text);
         }
         self.h.client_max_packet.set(n.client_max_packet);
-        // The Web PubSub group bitset plays no part here: the will's permission is checked
-        // against the namespace rights when it fires.
-        let wps_perms = Permissions {
-            send_any: true,
-            ..Permissions::default()
-        };
         let auth_name: Arc<str> = verified.identity.authentication_name.as_str().into();
+        // The rights of this CONNECT are the session's, new or resumed (`SessionExt`).
+        let rights = Box::new(EgRights {
+            identity: verified.identity,
+            perms,
+            source: verified.source,
+        });
         let attached = w
             .attach(
                 (ns.hub, client_id.clone()),
                 n.clean_start,
                 n.session_expiry,
                 Some(auth_name.clone()),
-                wps_perms,
+                SessionExt::EventGrid(rights),
                 self.h.clone(),
                 n.client_receive_max,
             )
             .await;
         let idx = attached.idx;
-        let rights = Box::new(EgRights {
-            identity: verified.identity,
-            perms,
-            source: verified.source,
-        });
-        w.with_slot(idx, |s| {
-            s.will = will;
-            s.eg = Some(rights);
-        });
+        w.with_slot(idx, |s| s.will = will);
         let mut ack = connack_success(&n, attached.session_present, &ns.limits);
         if v5 {
             let p = &mut ack.props;
@@ -524,7 +515,8 @@ impl Reader {
         let same = self
             .w
             .with_slot(idx, |s| {
-                s.eg.as_ref()
+                s.ext
+                    .eg()
                     .is_some_and(|r| r.identity.same_principal(&verified.identity))
             })
             .unwrap_or(false);

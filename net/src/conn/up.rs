@@ -161,7 +161,7 @@ impl Reader {
             None => return Ok(()),
         };
         w.with_slot(idx, |s| {
-            if let Some(up) = s.up.as_mut() {
+            if let Some(up) = s.ext.wps_mut().and_then(|p| p.up.as_mut()) {
                 up.apply_state(&reply.state);
             }
         });
@@ -215,7 +215,7 @@ impl Reader {
         };
         let Some((session_id, physical_id, state, event_id, user_id)) = w
             .with_slot(idx, |s| {
-                let up = s.up.as_mut()?;
+                let up = s.ext.wps_mut().and_then(|p| p.up.as_mut())?;
                 let id = up.take_event_id();
                 Some((
                     up.session_id.clone(),

@@ -21,7 +21,7 @@ use super::{Active, Phase, Reader};
 use crate::auth::{authenticate, compile_permissions, valid_hub_name, AuthFailure};
 use crate::ending::{ConnError, Feature};
 use crate::upstream::{self, reply as up_reply, SessionUp, SystemEvent};
-use crate::worker::{WillSpec, Worker};
+use crate::worker::{SessionExt, WillSpec, Worker};
 
 impl Reader {
     /// The packets whose handling is Web PubSub's own; the rest go to `handle_common`.
@@ -136,7 +136,7 @@ impl Reader {
                 n.clean_start,
                 n.session_expiry,
                 identity.user_id.clone(),
-                perms,
+                SessionExt::web_pubsub(perms),
                 self.h.clone(),
                 n.client_receive_max,
             )
@@ -154,8 +154,10 @@ impl Reader {
             let state = accepted.as_ref().map(|a| a.state.clone());
             let hub_name = identity.hub_name.clone();
             w.with_slot(idx, |s| {
-                let up =
-                    s.up.get_or_insert_with(|| Box::new(SessionUp::new(&hub_name, pid.clone())));
+                let Some(wps) = s.ext.wps_mut() else { return };
+                let up = wps
+                    .up
+                    .get_or_insert_with(|| Box::new(SessionUp::new(&hub_name, pid.clone())));
                 up.physical_id = pid;
                 up.next_event_id = 1;
                 up.close = upstream::CloseInfo::default();
@@ -201,7 +203,7 @@ impl Reader {
                 let client = client_id.clone();
                 w.with_slot(idx, |s| {
                     let user = s.user_id.clone();
-                    if let Some(up) = s.up.as_mut() {
+                    if let Some(up) = s.ext.wps_mut().and_then(|p| p.up.as_mut()) {
                         u.session_event(SystemEvent::Connected, up, &client, user.as_deref());
                     }
                 });
@@ -261,8 +263,8 @@ impl Reader {
         let g = w.find_group(hub, group);
         let allowed = w
             .with_slot(idx, |s| match &g {
-                Some(g) => s.perms.can_send(g.id),
-                None => s.perms.send_any,
+                Some(g) => s.ext.wps().is_some_and(|p| p.perms.can_send(g.id)),
+                None => s.ext.wps().is_some_and(|p| p.perms.send_any),
             })
             .unwrap_or(false);
         if !allowed {
@@ -311,13 +313,17 @@ impl Reader {
                 // their topic sets the maximum QoS they are delivered at (webpubsub-rest.md §5).
                 Ok(FilterKind::ServerMessages) => {
                     let qos = f.qos.min(QoS::AtLeastOnce);
-                    w.with_slot(idx, |s| s.server_qos = qos);
+                    w.with_slot(idx, |s| {
+                        if let Some(p) = s.ext.wps_mut() {
+                            p.server_qos = qos;
+                        }
+                    });
                     Ok(qos)
                 }
                 Ok(FilterKind::Group(name)) => {
                     let g = w.group(hub, name);
                     let ok = w
-                        .with_slot(idx, |s| s.perms.can_join(g.id))
+                        .with_slot(idx, |s| s.ext.wps().is_some_and(|p| p.perms.can_join(g.id)))
                         .unwrap_or(false);
                     if ok {
                         let opts = SubOpts {
@@ -354,14 +360,18 @@ impl Reader {
             let rc = match check_filter(f, w.limits().max_topic_len) {
                 Err(rc) => rc,
                 Ok(FilterKind::ServerMessages) => {
-                    w.with_slot(idx, |s| s.server_qos = QoS::AtLeastOnce);
+                    w.with_slot(idx, |s| {
+                        if let Some(p) = s.ext.wps_mut() {
+                            p.server_qos = QoS::AtLeastOnce;
+                        }
+                    });
                     ReasonCode::Success
                 }
                 Ok(FilterKind::Group(name)) => match w.find_group(hub, name) {
                     None => ReasonCode::NoSubscriptionExisted,
                     Some(g) => {
                         let ok = w
-                            .with_slot(idx, |s| s.perms.can_join(g.id))
+                            .with_slot(idx, |s| s.ext.wps().is_some_and(|p| p.perms.can_join(g.id)))
                             .unwrap_or(false);
                         if !ok {
                             ReasonCode::NotAuthorized

@@ -22,6 +22,11 @@ use crate::worker::{disconnect_slow, offer_to_slot, ConnHandle, LocalGroup, Slot
 
 use super::route::{PermAction, PermKind};
 
+/// The QoS server messages reach a session at (Web PubSub's; 1 for any other session).
+fn server_qos(s: &Slot) -> QoS {
+    s.ext.wps().map_or(QoS::AtLeastOnce, |p| p.server_qos)
+}
+
 /// Which sessions of a hub an operation is about, before `excluded` and `filter`.
 #[derive(Debug)]
 pub enum Target {
@@ -218,7 +223,9 @@ pub(crate) fn apply(w: &Worker, op: &RestOp) -> RestReply {
             };
             let held = w
                 .with_slot(idx, |s| {
-                    edit_permission(&mut s.perms, *kind, *action, group.as_deref())
+                    s.ext.wps_mut().is_some_and(|p| {
+                        edit_permission(&mut p.perms, *kind, *action, group.as_deref())
+                    })
                 })
                 .unwrap_or(false);
             RestReply {
@@ -283,7 +290,7 @@ fn select(w: &Worker, sel: &Selector) -> Vec<(SessionIdx, QoS)> {
             .and_then(|idx| {
                 slot_at(*idx)
                     .filter(|s| pass(s))
-                    .map(|s| (*idx, s.server_qos))
+                    .map(|s| (*idx, server_qos(s)))
             })
             .map(|picked| vec![picked])
             .unwrap_or_default(),
@@ -308,7 +315,7 @@ fn select(w: &Worker, sel: &Selector) -> Vec<(SessionIdx, QoS)> {
                 _ => true,
             })
             .filter(|(_, s)| pass(s))
-            .map(|(idx, s)| (idx, s.server_qos))
+            .map(|(idx, s)| (idx, server_qos(s)))
             .collect(),
     }
 }

@@ -67,14 +67,15 @@ impl Worker {
                 .enumerate()
                 .filter(|(_, s)| {
                     s.as_ref()
-                        .is_some_and(|s| s.key.0 == ns.hub && s.eg.is_some())
+                        .is_some_and(|s| s.key.0 == ns.hub && s.ext.eg().is_some())
                 })
                 .map(|(i, _)| SessionIdx(i as u32))
                 .collect()
         };
         for idx in sessions {
             let Some(Some((identity, source, name))) = self.with_slot(idx, |s| {
-                s.eg.as_ref()
+                s.ext
+                    .eg()
                     .map(|r| (r.identity.clone(), r.source, s.key.1.clone()))
             }) else {
                 continue;
@@ -146,7 +147,7 @@ impl Worker {
             self.unsubscribe(idx, *gid);
         }
         self.with_slot(idx, |s| {
-            if let Some(r) = s.eg.as_mut() {
+            if let Some(r) = s.ext.eg_mut() {
                 r.identity = identity;
                 r.perms = perms;
             }

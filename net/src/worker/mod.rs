@@ -23,7 +23,6 @@ use std::sync::Arc;
 use hubmq_core::ids::{GroupId, HubId, SessionIdx, WorkerId};
 use hubmq_core::message::Message;
 use hubmq_core::mqtt::QoS;
-use hubmq_core::perm::Permissions;
 use hubmq_core::session::{OutItem, SubOpts};
 use hubmq_metrics::CoreCounters;
 
@@ -33,6 +32,7 @@ use crate::settings::Settings;
 
 mod deliver;
 mod eg;
+mod ext;
 mod groups;
 mod handle;
 mod session;
@@ -42,6 +42,7 @@ mod tests;
 mod topics;
 
 pub(crate) use deliver::{disconnect_slow, offer_to_slot};
+pub use ext::SessionExt;
 pub(crate) use groups::LocalGroup;
 pub use handle::{ConnHandle, Out};
 pub use session::{Slot, WillSpec};
@@ -67,11 +68,11 @@ pub enum Command {
 pub struct SessionTransfer {
     pub serial: u64,
     pub user_id: Option<Arc<str>>,
-    pub perms: Permissions,
+    /// The product's part that moves along (Web PubSub's permissions and upstream data);
+    /// `None` when the new connection's credentials replace it anyway (Event Grid).
+    pub ext: Option<SessionExt>,
     pub subs: Vec<(Arc<GroupShared>, SubOpts)>,
     pub undelivered: Vec<(Arc<Message>, QoS)>,
-    /// Upstream session data (session id, connection state), when the hub has handlers.
-    pub upstream: Option<Box<crate::upstream::SessionUp>>,
 }
 
 /// State shared by all workers (read-mostly; see `registry` for the locks).
@@ -137,16 +138,17 @@ pub struct State {
     missing_groups: HashMap<(HubId, Box<str>), u64>,
     /// Scratch buffer for session output, reused to avoid an allocation per delivery.
     pub(crate) scratch: Vec<OutItem>,
-    /// Event Grid: this worker's wildcard subscriptions per namespace (see `eventgrid`).
-    pub(crate) eg_tries: HashMap<HubId, hubmq_core::trie::TopicTrie<GroupId>>,
+    /// Wildcard-routed hubs (Event Grid namespaces; the standard MQTT mode next): this
+    /// worker's wildcard subscriptions per hub (see `topics`).
+    pub(crate) tries: HashMap<HubId, hubmq_core::trie::TopicTrie<GroupId>>,
     /// Event Grid: topic → matching variable-free topic spaces, per namespace.
     pub(crate) eg_masks: HashMap<HubId, HashMap<Box<str>, u64>>,
     /// Event Grid: this worker's share of each namespace's rate quotas.
     pub(crate) eg_rates: HashMap<HubId, crate::eventgrid::WorkerRates>,
-    /// Event Grid: the sessions one delivery reaches, each once (see `eg_deliver_local`).
-    pub(crate) eg_targets: Vec<SessionIdx>,
-    /// Event Grid: numbers deliveries, to mark sessions already reached by one.
-    pub(crate) eg_stamp: u64,
+    /// Wildcard routing: the sessions one delivery reaches, each once (see `eg_deliver_local`).
+    pub(crate) targets: Vec<SessionIdx>,
+    /// Wildcard routing: numbers deliveries, to mark sessions already reached by one.
+    pub(crate) stamp: u64,
 }
 
 pub struct Worker {

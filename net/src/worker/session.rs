@@ -8,11 +8,10 @@ use std::sync::Arc;
 use hubmq_core::ids::SessionIdx;
 use hubmq_core::message::Message;
 use hubmq_core::mqtt::{LastWill, ProtocolVersion, QoS, ReasonCode};
-use hubmq_core::perm::Permissions;
 use hubmq_core::session::Session;
 use hubmq_metrics::{DisconnectReason, DropReason};
 
-use super::{Command, ConnHandle, SessionTransfer, Worker};
+use super::{Command, ConnHandle, SessionExt, SessionTransfer, Worker};
 use crate::registry::{GroupShared, SessionKey};
 
 /// A will waiting for its connection to end (or, after that, for its delay).
@@ -26,7 +25,8 @@ pub struct Slot {
     pub key: SessionKey,
     pub session: Session,
     pub user_id: Option<Arc<str>>,
-    pub perms: Permissions,
+    /// The product's own part of the session (permissions, upstream data, rights).
+    pub ext: SessionExt,
     pub conn: Option<Rc<ConnHandle>>,
     /// Offline persistent session: when it expires (broker clock, ms).
     pub expires_at_ms: Option<u64>,
@@ -34,17 +34,10 @@ pub struct Slot {
     pub will: Option<WillSpec>,
     /// A will whose delay is running: (message, group, fire at ms).
     pub pending_will: Option<(Arc<Message>, Arc<GroupShared>, u64)>,
-    /// Upstream event data; `None` when the hub has no event handlers (or the session moved).
-    pub up: Option<Box<crate::upstream::SessionUp>>,
-    /// QoS of server messages (`$webpubsub/server/messages`): 1 unless the client subscribed
-    /// to that topic explicitly with a lower maximum.
-    pub server_qos: QoS,
-    /// Event Grid sessions: the client's identity and compiled rights.
-    pub eg: Option<Box<crate::eventgrid::EgRights>>,
-    /// Event Grid delivery scratch: the delivery (`State::eg_stamp`) that last matched this
-    /// session, and the highest QoS its matching subscriptions grant in it.
-    pub(crate) eg_mark: u64,
-    pub(crate) eg_mark_qos: QoS,
+    /// Wildcard-routing scratch: the delivery (`State::stamp`) that last matched this session,
+    /// and the highest QoS its matching subscriptions grant in it (one copy per session).
+    pub(crate) mark: u64,
+    pub(crate) mark_qos: QoS,
 }
 
 /// Result of attaching a connection to a session.
@@ -63,7 +56,7 @@ impl Worker {
         clean_start: bool,
         expiry_secs: u32,
         user_id: Option<Arc<str>>,
-        perms: Permissions,
+        ext: SessionExt,
         conn: Rc<ConnHandle>,
         receive_max: u16,
     ) -> Attached {
@@ -127,6 +120,7 @@ impl Worker {
                     slot.session.expiry_secs = expiry_secs;
                     slot.session
                         .set_window(receive_max, self.limits().max_inflight);
+                    slot.ext.resume_with(ext);
                 }
                 return Attached {
                     idx,
@@ -143,28 +137,30 @@ impl Worker {
             .unwrap_or_else(|| self.shared.next_serial());
         let mut session = Session::new(serial, expiry_secs);
         session.set_window(receive_max, self.limits().max_inflight);
-        let up = match (transfer.as_mut(), clean_start) {
-            (Some(t), false) => t.upstream.take(),
-            _ => None,
-        };
-        let (user_id, perms, session_present) = match (&transfer, clean_start) {
-            (Some(t), false) => (t.user_id.clone(), t.perms.clone(), true),
-            _ => (user_id, perms, false),
+        let (user_id, ext, session_present) = match (transfer.as_mut(), clean_start) {
+            (Some(t), false) => {
+                let ext = match t.ext.take() {
+                    Some(mut moved) => {
+                        moved.resume_with(ext);
+                        moved
+                    }
+                    None => ext,
+                };
+                (t.user_id.clone(), ext, true)
+            }
+            _ => (user_id, ext, false),
         };
         let slot = Slot {
             key: key.clone(),
             session,
             user_id,
-            perms,
+            ext,
             conn: Some(conn),
             expires_at_ms: None,
             will: None,
             pending_will: None,
-            up,
-            server_qos: QoS::AtLeastOnce,
-            eg: None,
-            eg_mark: 0,
-            eg_mark_qos: QoS::AtMostOnce,
+            mark: 0,
+            mark_qos: QoS::AtMostOnce,
         };
         let idx = match st.free.pop() {
             Some(i) => {
@@ -232,14 +228,17 @@ impl Worker {
 
     /// Moves the connection's will to "pending" (delay) or publishes it at once.
     fn fire_will_now_or_later(&self, idx: SessionIdx, now: u64) {
-        let Some((spec, hub, serial, can_send, eg_allowed)) = self
+        let Some((spec, hub, serial, wps_perms, eg_allowed)) = self
             .with_slot(idx, |s| {
                 let spec = s.will.take()?;
                 // Event Grid: Publisher permission on the will topic when the will fires.
-                let eg_allowed =
-                    s.eg.as_ref()
-                        .map(|r| hubmq_auth::eventgrid::check_publish(&r.perms, &spec.will.topic));
-                Some((spec, s.key.0, s.session.serial, s.perms.clone(), eg_allowed))
+                let eg_allowed = s
+                    .ext
+                    .eg()
+                    .map(|r| hubmq_auth::eventgrid::check_publish(&r.perms, &spec.will.topic));
+                // Web PubSub: permission to send to the will's group (checked below).
+                let wps_perms = s.ext.wps().map(|w| w.perms.clone());
+                Some((spec, s.key.0, s.session.serial, wps_perms, eg_allowed))
             })
             .flatten()
         else {
@@ -251,7 +250,7 @@ impl Worker {
             return;
         }
         let g = self.group(hub, &spec.will.topic);
-        if !can_send.can_send(g.id) {
+        if wps_perms.is_some_and(|p| !p.can_send(g.id)) {
             tracing::debug!(topic = %spec.will.topic, "will dropped: no permission to send to the group");
             self.counters.borrow_mut().dropped[DropReason::Denied.index()] += 1;
             return;
@@ -303,7 +302,11 @@ impl Worker {
             self.publish_in(slot.key.0, &g, msg);
         }
         // A session that moved to another worker took its upstream data along (`up` is None).
-        if let (Some(mut up), Some(u)) = (slot.up, &self.shared.upstream) {
+        let up = match slot.ext {
+            SessionExt::WebPubSub(w) => w.up,
+            SessionExt::EventGrid(_) => None,
+        };
+        if let (Some(mut up), Some(u)) = (up, &self.shared.upstream) {
             u.session_event(
                 crate::upstream::SystemEvent::Disconnected,
                 &mut up,
@@ -318,7 +321,7 @@ impl Worker {
     pub fn note_close(&self, idx: SessionIdx, conn_id: u64, info: crate::upstream::CloseInfo) {
         self.with_slot(idx, |s| {
             if s.conn.as_ref().is_some_and(|c| c.id == conn_id) {
-                if let Some(up) = s.up.as_mut() {
+                if let Some(up) = s.ext.wps_mut().and_then(|w| w.up.as_mut()) {
                     up.close = info;
                 }
             }
@@ -329,7 +332,7 @@ impl Worker {
     fn note_taken_over(&self, idx: SessionIdx, old: &ConnHandle) {
         let v5 = old.version.get() == ProtocolVersion::V5;
         self.with_slot(idx, |s| {
-            if let Some(up) = s.up.as_mut() {
+            if let Some(up) = s.ext.wps_mut().and_then(|w| w.up.as_mut()) {
                 up.close = crate::upstream::CloseInfo {
                     reason: Some("session taken over".into()),
                     initiated_by_client: false,
@@ -350,8 +353,9 @@ impl Worker {
             self.fire_will_now_or_later(idx, now);
         }
         let t = if keep {
-            let st = self.st.borrow();
-            let slot = st.slots.get(idx.0 as usize)?.as_ref()?;
+            let mut st = self.st.borrow_mut();
+            let st = &mut *st;
+            let slot = st.slots.get_mut(idx.0 as usize)?.as_mut()?;
             let subs = slot
                 .session
                 .subs
@@ -361,20 +365,13 @@ impl Worker {
             Some(SessionTransfer {
                 serial: slot.session.serial,
                 user_id: slot.user_id.clone(),
-                perms: slot.perms.clone(),
+                ext: slot.ext.take_for_transfer(),
                 subs,
-                undelivered: Vec::new(),
-                upstream: None,
+                undelivered: slot.session.drain_undelivered(),
             })
         } else {
             None
         };
-        let t = t.map(|mut t| {
-            (t.undelivered, t.upstream) = self
-                .with_slot(idx, |s| (s.session.drain_undelivered(), s.up.take()))
-                .unwrap_or_default();
-            t
-        });
         if keep {
             // The session lives on elsewhere: a will still waiting for its delay is cancelled
             // by the new connection [MQTT-3.1.3-9], exactly as on a same-worker takeover.

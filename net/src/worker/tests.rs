@@ -19,7 +19,7 @@ use hubmq_core::perm::{BitSet, Permissions};
 use hubmq_core::session::{OutItem, SubOpts};
 use hubmq_metrics::{DisconnectReason, DropReason};
 
-use super::{ConnHandle, Out, Shared, Transport, WillSpec, Worker};
+use super::{ConnHandle, Out, SessionExt, Shared, Transport, WillSpec, Worker};
 use crate::clock::Clock;
 use crate::mesh::Mesh;
 use crate::registry::{GroupShared, Registry};
@@ -105,7 +105,7 @@ fn connect(w: &Rc<Worker>, id: &str, clean: bool, expiry: u32, receive_max: u16)
         clean,
         expiry,
         None,
-        all(),
+        SessionExt::web_pubsub(all()),
         conn.clone(),
         receive_max,
     ));
@@ -240,6 +240,39 @@ fn reconnecting_within_the_will_delay_cancels_the_will() {
         publishes(&b).is_empty(),
         "[MQTT-3.1.3-9]: no will after a reconnect"
     );
+}
+
+#[test]
+fn a_will_needs_permission_to_send_to_its_group() {
+    let w = worker();
+    let conn = Rc::new(ConnHandle::new(w.shared.next_serial(), Transport::Tcp));
+    let none = Permissions {
+        join_any: true,
+        ..Permissions::default()
+    };
+    let a = now(w.attach(
+        (HUB, "a".into()),
+        true,
+        0,
+        None,
+        SessionExt::web_pubsub(none),
+        conn.clone(),
+        10,
+    ));
+    let a = Client {
+        conn,
+        idx: a.idx,
+        present: a.session_present,
+    };
+    let b = connect(&w, "b", true, 0, 10);
+    join(&w, &b, "status", QoS::AtLeastOnce, false);
+    set_will(&w, &a, "status", 0);
+    w.detach(a.idx, a.conn.id, true);
+    assert!(
+        publishes(&b).is_empty(),
+        "no webpubsub.sendToGroup, no will"
+    );
+    assert_eq!(w.counters.borrow().dropped[DropReason::Denied.index()], 1);
 }
 
 #[test]
@@ -450,7 +483,15 @@ fn a_takeover_the_old_owner_never_answers_ends_in_a_fresh_session() {
     let (present, timeouts) = rt.block_on(async {
         let conn = Rc::new(ConnHandle::new(99, Transport::Tcp));
         let a = w1
-            .attach((HUB, "a".into()), false, 60, None, all(), conn, 10)
+            .attach(
+                (HUB, "a".into()),
+                false,
+                60,
+                None,
+                SessionExt::web_pubsub(all()),
+                conn,
+                10,
+            )
             .await;
         (a.session_present, w1.counters.borrow().cross_core_timeouts)
     });

@@ -17,7 +17,7 @@ use crate::registry::GroupShared;
 impl Worker {
     /// A wildcard group got its first local subscriber: index it in this worker's trie.
     pub(crate) fn eg_index(&self, st: &mut State, ns: &EgNamespace, g: &GroupShared) {
-        let trie = st.eg_tries.entry(ns.hub).or_default();
+        let trie = st.tries.entry(ns.hub).or_default();
         if trie.is_empty() {
             ns.set_wild_interest(self.id, true);
         }
@@ -26,13 +26,13 @@ impl Worker {
 
     /// A wildcard group lost its last local subscriber.
     pub(crate) fn eg_unindex(&self, st: &mut State, ns: &EgNamespace, g: &GroupShared) {
-        let Some(trie) = st.eg_tries.get_mut(&ns.hub) else {
+        let Some(trie) = st.tries.get_mut(&ns.hub) else {
             return;
         };
         trie.remove(&g.name, g.id);
         if trie.is_empty() {
             ns.set_wild_interest(self.id, false);
-            st.eg_tries.remove(&ns.hub);
+            st.tries.remove(&ns.hub);
         }
     }
 
@@ -61,17 +61,17 @@ impl Worker {
             slots,
             groups,
             scratch,
-            eg_tries,
-            eg_targets,
-            eg_stamp,
+            tries,
+            targets,
+            stamp,
             ..
         } = &mut *st;
         // One copy per session, at the highest QoS its matching subscriptions grant (No Local
         // applies per subscription): each session is stamped with this delivery's number the
         // first time a filter reaches it, so no sort or set is needed.
-        *eg_stamp += 1;
-        let stamp = *eg_stamp;
-        eg_targets.clear();
+        *stamp += 1;
+        let stamp = *stamp;
+        targets.clear();
         let mut collect = |gid: GroupId| {
             let Some(lg) = groups.get(&gid) else { return };
             for &(idx, opts) in &lg.members {
@@ -81,23 +81,23 @@ impl Worker {
                 if opts.no_local && msg.origin == slot.session.serial {
                     continue;
                 }
-                if slot.eg_mark != stamp {
-                    slot.eg_mark = stamp;
-                    slot.eg_mark_qos = opts.qos;
-                    eg_targets.push(idx);
-                } else if opts.qos > slot.eg_mark_qos {
-                    slot.eg_mark_qos = opts.qos;
+                if slot.mark != stamp {
+                    slot.mark = stamp;
+                    slot.mark_qos = opts.qos;
+                    targets.push(idx);
+                } else if opts.qos > slot.mark_qos {
+                    slot.mark_qos = opts.qos;
                 }
             }
         };
         if let Some(gid) = group {
             collect(gid);
         }
-        if let Some(trie) = eg_tries.get(&hub) {
+        if let Some(trie) = tries.get(&hub) {
             trie.for_each_match(&msg.topic, &mut collect);
         }
         let mut c = self.counters.borrow_mut();
-        for &idx in eg_targets.iter() {
+        for &idx in targets.iter() {
             let Some(slot) = slots.get_mut(idx.0 as usize).and_then(|s| s.as_mut()) else {
                 continue;
             };
@@ -106,7 +106,7 @@ impl Worker {
             } else {
                 &ns.limits
             };
-            let qos = msg.qos.min(slot.eg_mark_qos).min(QoS::AtLeastOnce);
+            let qos = msg.qos.min(slot.mark_qos).min(QoS::AtLeastOnce);
             if offer_to_slot(slot, msg, qos, now, limits, &mut c, scratch, &mut slow) {
                 overflow.push(idx);
             }

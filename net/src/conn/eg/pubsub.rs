@@ -183,7 +183,8 @@ impl Reader {
         // The rights and the session serial (for No Local) in one look at the slot.
         let allowed = w
             .with_slot(idx, |s| {
-                s.eg.as_ref()
+                s.ext
+                    .eg()
                     .is_some_and(|r| check_publish_with_mask(&r.perms, mask, &p.topic))
                     .then_some(s.session.serial)
             })
@@ -253,7 +254,8 @@ impl Reader {
                 Err(ReasonCode::TopicFilterInvalid)
             } else if !w
                 .with_slot(idx, |s| {
-                    s.eg.as_ref()
+                    s.ext
+                        .eg()
                         .is_some_and(|r| check_subscribe(&r.perms, &f.path))
                 })
                 .unwrap_or(false)
