@@ -1,4 +1,4 @@
-//! Tests for `config.rs`: the sample from `shared/spec/config.md`, defaults, every validation
+//! Tests for `config`: the sample from `shared/spec/config.md`, defaults, every validation
 //! message, masking and endpoint derivation.
 
 use super::*;

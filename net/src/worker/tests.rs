@@ -98,6 +98,17 @@ struct Client {
 }
 
 fn connect(w: &Rc<Worker>, id: &str, clean: bool, expiry: u32, receive_max: u16) -> Client {
+    connect_as(w, id, clean, expiry, receive_max, all())
+}
+
+fn connect_as(
+    w: &Rc<Worker>,
+    id: &str,
+    clean: bool,
+    expiry: u32,
+    receive_max: u16,
+    perms: Permissions,
+) -> Client {
     let conn = Rc::new(ConnHandle::new(w.shared.next_serial(), Transport::Tcp));
     conn.version.set(ProtocolVersion::V5);
     let a = now(w.attach(
@@ -105,7 +116,7 @@ fn connect(w: &Rc<Worker>, id: &str, clean: bool, expiry: u32, receive_max: u16)
         clean,
         expiry,
         None,
-        SessionExt::web_pubsub(all()),
+        SessionExt::web_pubsub(perms),
         conn.clone(),
         receive_max,
     ));
@@ -176,6 +187,15 @@ fn set_will(w: &Worker, c: &Client, topic: &str, delay_secs: u32) {
     });
 }
 
+/// `a` (keeping its session `expiry` seconds) has a will to "status" after `delay_secs`;
+/// `b` watches "status".
+fn will_watch(w: &Rc<Worker>, a: Client, delay_secs: u32) -> (Client, Client) {
+    let b = connect(w, "b", true, 0, 10);
+    join(w, &b, "status", QoS::AtLeastOnce, false);
+    set_will(w, &a, "status", delay_secs);
+    (a, b)
+}
+
 #[test]
 fn a_publish_reaches_every_member_but_a_no_local_publisher() {
     let w = worker();
@@ -207,10 +227,7 @@ fn subscribing_again_replaces_the_subscription_and_delivers_one_copy() {
 #[test]
 fn a_delayed_will_fires_when_its_delay_ran_out() {
     let w = worker();
-    let a = connect(&w, "a", false, 60, 10);
-    let b = connect(&w, "b", true, 0, 10);
-    join(&w, &b, "status", QoS::AtLeastOnce, false);
-    set_will(&w, &a, "status", 5);
+    let (a, b) = will_watch(&w, connect(&w, "a", false, 60, 10), 5);
     w.detach(a.idx, a.conn.id, true);
     assert!(publishes(&b).is_empty(), "not at disconnect");
     w.shared.clock.advance(4_999);
@@ -226,10 +243,7 @@ fn a_delayed_will_fires_when_its_delay_ran_out() {
 #[test]
 fn reconnecting_within_the_will_delay_cancels_the_will() {
     let w = worker();
-    let a = connect(&w, "a", false, 60, 10);
-    let b = connect(&w, "b", true, 0, 10);
-    join(&w, &b, "status", QoS::AtLeastOnce, false);
-    set_will(&w, &a, "status", 5);
+    let (a, b) = will_watch(&w, connect(&w, "a", false, 60, 10), 5);
     w.detach(a.idx, a.conn.id, true);
     w.shared.clock.advance(2_000);
     let again = connect(&w, "a", false, 60, 10);
@@ -245,28 +259,11 @@ fn reconnecting_within_the_will_delay_cancels_the_will() {
 #[test]
 fn a_will_needs_permission_to_send_to_its_group() {
     let w = worker();
-    let conn = Rc::new(ConnHandle::new(w.shared.next_serial(), Transport::Tcp));
     let none = Permissions {
         join_any: true,
         ..Permissions::default()
     };
-    let a = now(w.attach(
-        (HUB, "a".into()),
-        true,
-        0,
-        None,
-        SessionExt::web_pubsub(none),
-        conn.clone(),
-        10,
-    ));
-    let a = Client {
-        conn,
-        idx: a.idx,
-        present: a.session_present,
-    };
-    let b = connect(&w, "b", true, 0, 10);
-    join(&w, &b, "status", QoS::AtLeastOnce, false);
-    set_will(&w, &a, "status", 0);
+    let (a, b) = will_watch(&w, connect_as(&w, "a", true, 0, 10, none), 0);
     w.detach(a.idx, a.conn.id, true);
     assert!(
         publishes(&b).is_empty(),
@@ -278,10 +275,7 @@ fn a_will_needs_permission_to_send_to_its_group() {
 #[test]
 fn a_clean_disconnect_publishes_no_will() {
     let w = worker();
-    let a = connect(&w, "a", true, 0, 10);
-    let b = connect(&w, "b", true, 0, 10);
-    join(&w, &b, "status", QoS::AtLeastOnce, false);
-    set_will(&w, &a, "status", 0);
+    let (a, b) = will_watch(&w, connect(&w, "a", true, 0, 10), 0);
     w.detach(a.idx, a.conn.id, false);
     w.tick(w.now_ms() + 1_000);
     assert!(publishes(&b).is_empty(), "[MQTT-3.1.2-10]");
