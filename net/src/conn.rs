@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use hubmq_core::connect::connack_refusal;
-use hubmq_core::ids::SessionIdx;
+use hubmq_core::ids::{HubId, SessionIdx};
 use hubmq_core::mqtt::{self, CodecError, Packet, ProtocolVersion, PubAck, QoS, ReasonCode};
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
@@ -59,11 +59,42 @@ enum Phase {
 
 struct Active {
     idx: SessionIdx,
-    identity: Identity,
+    hub: HubId,
     keep_alive: u16,
     client_id: Arc<str>,
-    /// Event Grid connections: the namespace, credentials and rights (see `eg`).
-    eg: Option<Box<eg::EgConn>>,
+    /// The personality's part of the connection, matched once per packet (see `handle`).
+    kind: ConnKind,
+}
+
+/// What a connection holds for its product.
+enum ConnKind {
+    /// The identity from the token (and the upstream `connect` event's answer).
+    WebPubSub(Identity),
+    /// The namespace, credentials, aliases and rate quotas (see `eg`).
+    EventGrid(Box<eg::EgConn>),
+}
+
+impl Active {
+    fn identity(&self) -> Option<&Identity> {
+        match &self.kind {
+            ConnKind::WebPubSub(id) => Some(id),
+            ConnKind::EventGrid(_) => None,
+        }
+    }
+
+    fn eg(&self) -> Option<&eg::EgConn> {
+        match &self.kind {
+            ConnKind::EventGrid(e) => Some(e),
+            ConnKind::WebPubSub(_) => None,
+        }
+    }
+
+    fn eg_mut(&mut self) -> Option<&mut eg::EgConn> {
+        match &mut self.kind {
+            ConnKind::EventGrid(e) => Some(e),
+            ConnKind::WebPubSub(_) => None,
+        }
+    }
 }
 
 /// Runs an MQTT connection to the end. `rx` holds bytes already read (after an HTTP upgrade),
@@ -126,16 +157,15 @@ pub async fn run<S>(
         let mut ctr = w.counters.borrow_mut();
         ctr.connections[transport.index()][version_index(c.version)] -= 1;
         drop(ctr);
-        if a.eg.is_some() {
-            eg::log_disconnected(a, &h, said_goodbye);
-        } else {
-            tracing::info!(
-                hub = %a.identity.hub_name,
+        match &a.kind {
+            ConnKind::EventGrid(eg) => eg::log_disconnected(a, eg, &h, said_goodbye),
+            ConnKind::WebPubSub(id) => tracing::info!(
+                hub = %id.hub_name,
                 client = %a.client_id,
                 worker = w.id.0,
                 clean = end == End::Clean,
                 "client disconnected"
-            );
+            ),
         }
     }
     if !h.closing.replace(true) {
@@ -409,13 +439,13 @@ impl Reader {
         // Each personality handles the packets its contract decides (PUBLISH, SUBSCRIBE,
         // UNSUBSCRIBE, AUTH and its own refusals) and hands the rest to `handle_common`.
         let idx = active.idx;
-        if active.eg.is_some() {
-            if let Some(p) = self.handle_eg(p)? {
-                return self.handle_common(idx, p).await;
-            }
-            return Ok(());
+        match active.kind {
+            ConnKind::EventGrid(_) => match self.handle_eg(p)? {
+                Some(p) => self.handle_common(idx, p).await,
+                None => Ok(()),
+            },
+            ConnKind::WebPubSub(_) => self.handle_wps(idx, p).await,
         }
-        self.handle_wps(idx, p).await
     }
 
     /// The packets every personality handles alike: acknowledgements, PINGREQ, DISCONNECT and
@@ -546,4 +576,21 @@ impl Reader {
             QoS::ExactlyOnce => self.send(Packet::PubRec(PubAck::new(pkid, code))),
         }
     }
+}
+
+/// A SUBACK entry: the granted QoS, or the refusal (v3.1.1 knows only 0x80, "failure").
+fn suback_code(rc: Result<QoS, ReasonCode>, v5: bool) -> u8 {
+    match rc {
+        Ok(q) => q as u8,
+        Err(rc) if v5 => rc.as_u8(),
+        Err(_) => 0x80,
+    }
+}
+
+fn assign_client_id(w: &Worker) -> String {
+    format!(
+        "hubmq-{:x}-{:x}",
+        w.shared.next_serial(),
+        rand::random::<u32>()
+    )
 }

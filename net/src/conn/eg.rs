@@ -13,9 +13,8 @@ use hubmq_auth::eventgrid::{validate_topic_name, verify_custom_jwt, verify_entra
 use hubmq_core::connect::{connack_success, negotiate};
 use hubmq_core::mqtt::{Auth as AuthPacket, Connect, Packet, ProtocolVersion, QoS, ReasonCode};
 
-use super::wps::assign_client_id;
-use super::{Active, Phase, Reader};
-use crate::auth::{now_secs, Identity};
+use super::{assign_client_id, Active, ConnKind, Phase, Reader};
+use crate::auth::now_secs;
 use crate::ending::{eg_disconnection_reason, token_reason, ConnError, End};
 use crate::eventgrid::{
     EgNamespace, EgRights, SessionRates, Source, KEEP_ALIVE_MAX_SECS, MAX_SESSION_NAME_CHARS,
@@ -67,14 +66,14 @@ fn protocol_label(v: ProtocolVersion, ws: bool) -> &'static str {
 impl Reader {
     fn eg_active(&self) -> Option<(&Active, &EgConn)> {
         match &self.phase {
-            Phase::Active(a) => a.eg.as_deref().map(|e| (&**a, e)),
+            Phase::Active(a) => a.eg().map(|e| (&**a, e)),
             Phase::AwaitConnect => None,
         }
     }
 
     fn eg_active_mut(&mut self) -> Option<&mut EgConn> {
         match &mut self.phase {
-            Phase::Active(a) => a.eg.as_deref_mut(),
+            Phase::Active(a) => a.eg_mut(),
             Phase::AwaitConnect => None,
         }
     }
@@ -455,21 +454,12 @@ impl Reader {
             "Microsoft.EventGrid.MQTTClientSessionConnected"
         );
         self.token_deadline = verified.valid_until.map(instant_at);
-        let identity = Identity {
-            hub_name: ns.name.to_string(),
-            hub: ns.hub,
-            user_id: Some(auth_name.clone()),
-            roles: Default::default(),
-            groups: Vec::new(),
-            claims: Vec::new(),
-            upgrade: None,
-        };
         self.phase = Phase::Active(Box::new(Active {
             idx,
-            identity,
+            hub: ns.hub,
             keep_alive: n.keep_alive,
             client_id,
-            eg: Some(Box::new(EgConn {
+            kind: ConnKind::EventGrid(Box::new(EgConn {
                 method: verified.method.filter(|_| verified.reauth),
                 auth_name: auth_name.clone(),
                 aliases: vec![None; usize::from(TOPIC_ALIAS_MAX)],
@@ -555,12 +545,10 @@ impl Reader {
 /// The lifecycle log line of a namespace connection that ended.
 pub(super) fn log_disconnected(
     a: &Active,
+    eg: &EgConn,
     h: &crate::worker::ConnHandle,
     client_said_goodbye: bool,
 ) {
-    let Some(eg) = a.eg.as_deref() else {
-        return;
-    };
     tracing::info!(
         namespace = %eg.ns.name,
         client_authentication_name = %eg.auth_name,

@@ -204,8 +204,10 @@ impl Reader {
         let Phase::Active(a) = &self.phase else {
             return None;
         };
+        // User events are Web PubSub's (an Event Grid connection never gets here).
+        let identity = a.identity()?;
         let w = &self.w;
-        let hub_lower = a.identity.hub_name.to_ascii_lowercase();
+        let hub_lower = identity.hub_name.to_ascii_lowercase();
         let Some((u, h, keys)) = w.shared.upstream.as_ref().and_then(|u| {
             let hub = u.hub(&hub_lower)?;
             let h = hub.for_user(name)?;
@@ -230,7 +232,7 @@ impl Reader {
             return Some(up_reply::failed(404));
         };
         let common = up_event::Common {
-            hub: &a.identity.hub_name,
+            hub: &identity.hub_name,
             connection_id: &a.client_id,
             physical_id: &physical_id,
             session_id: Some(&session_id),
@@ -258,7 +260,7 @@ impl Reader {
         );
         let kill = self.h.clone();
         let res = monoio::select! {
-            r = u.call(&h, &a.identity.hub_name, req, UpstreamEvent::User) => r,
+            r = u.call(&h, &identity.hub_name, req, UpstreamEvent::User) => r,
             _ = kill.kill.wait() => return None,
         };
         Some(up_reply::map_user_event(&res))

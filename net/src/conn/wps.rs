@@ -17,11 +17,11 @@ use hubmq_core::session::SubOpts;
 use hubmq_core::topic::{check_filter, check_topic, FilterKind, TopicKind};
 use hubmq_metrics::DropReason;
 
-use super::{Active, Phase, Reader};
+use super::{assign_client_id, suback_code, Active, ConnKind, Phase, Reader};
 use crate::auth::{authenticate, compile_permissions, valid_hub_name, AuthFailure};
 use crate::ending::{ConnError, Feature};
 use crate::upstream::{self, reply as up_reply, SessionUp, SystemEvent};
-use crate::worker::{SessionExt, WillSpec, Worker};
+use crate::worker::{SessionExt, WillSpec};
 
 impl Reader {
     /// The packets whose handling is Web PubSub's own; the rest go to `handle_common`.
@@ -221,10 +221,10 @@ impl Reader {
         );
         self.phase = Phase::Active(Box::new(Active {
             idx,
-            identity,
+            hub: identity.hub,
             keep_alive: n.keep_alive,
             client_id,
-            eg: None,
+            kind: ConnKind::WebPubSub(identity),
         }));
         self.touch();
         Ok(())
@@ -234,7 +234,7 @@ impl Reader {
         let Phase::Active(a) = &self.phase else {
             return Ok(());
         };
-        let (idx, hub) = (a.idx, a.identity.hub);
+        let (idx, hub) = (a.idx, a.hub);
         let w = self.w.clone();
         if p.props.topic_alias.is_some() {
             return Err(ConnError::Unsupported(Feature::TopicAliases));
@@ -299,7 +299,7 @@ impl Reader {
         let Phase::Active(a) = &self.phase else {
             return Ok(());
         };
-        let (idx, hub) = (a.idx, a.identity.hub);
+        let (idx, hub) = (a.idx, a.hub);
         if s.subscription_id.is_some() {
             return Err(ConnError::Unsupported(Feature::SubscriptionIdentifiers));
         }
@@ -353,7 +353,7 @@ impl Reader {
         let Phase::Active(a) = &self.phase else {
             return Ok(());
         };
-        let (idx, hub) = (a.idx, a.identity.hub);
+        let (idx, hub) = (a.idx, a.hub);
         let w = self.w.clone();
         let mut reasons = Vec::with_capacity(u.filters.len());
         for f in &u.filters {
@@ -392,21 +392,4 @@ impl Reader {
         }));
         Ok(())
     }
-}
-
-/// A SUBACK entry: the granted QoS, or the refusal (v3.1.1 knows only 0x80, "failure").
-pub(super) fn suback_code(rc: Result<QoS, ReasonCode>, v5: bool) -> u8 {
-    match rc {
-        Ok(q) => q as u8,
-        Err(rc) if v5 => rc.as_u8(),
-        Err(_) => 0x80,
-    }
-}
-
-pub(super) fn assign_client_id(w: &Worker) -> String {
-    format!(
-        "hubmq-{:x}-{:x}",
-        w.shared.next_serial(),
-        rand::random::<u32>()
-    )
 }

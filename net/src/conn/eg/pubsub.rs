@@ -16,8 +16,7 @@ use hubmq_core::mqtt::{
 use hubmq_core::session::SubOpts;
 use hubmq_metrics::DropReason;
 
-use crate::conn::wps::suback_code;
-use crate::conn::Reader;
+use crate::conn::{suback_code, Reader};
 use crate::ending::{ConnError, Feature};
 use crate::eventgrid::{
     EgNamespace, MAX_FILTERS_PER_SUBSCRIBE, MAX_PROPERTY_BYTES, MAX_SUBSCRIPTIONS_PER_SESSION,
