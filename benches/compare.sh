@@ -18,6 +18,10 @@
 #   GEN_THREADS=1                       load generator threads
 #   RUMQTTD_INSTALL_TIMEOUT=600         seconds allowed for `cargo install rumqttd`
 #   SKIP_BUILD=0                        1: use the binaries already in target/release
+#   CASES="fanout-ws-sat …"             scenarios to run (default: all eight, in the order below)
+#   HUBMQ_BASE=                         path to another hubmq binary (say, a build of the previous
+#                                       commit): runs as broker "hubmq-base" in the same run, so a
+#                                       change is measured against its baseline under the same noise
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,6 +42,8 @@ SKIP_BUILD=${SKIP_BUILD:-0}
 
 BENCH="$ROOT/target/release/hubmq-bench"
 HUBMQ="$ROOT/target/release/hubmq"
+HUBMQ_BASE=${HUBMQ_BASE:-}
+if [[ -n "$HUBMQ_BASE" && " $BROKERS " != *" hubmq-base "* ]]; then BROKERS="$BROKERS hubmq-base"; fi
 RESULTS="$ROOT/benches/results"
 STAMP="$(date +%F)-$(hostname -s 2>/dev/null || hostname)"
 WORK=$(mktemp -d /tmp/hubmq-compare.XXXXXX)
@@ -119,6 +125,11 @@ if have_broker hubmq; then
     [[ -x "$HUBMQ" ]] || { note "hubmq: $HUBMQ missing, skipped"; drop_broker hubmq; }
 fi
 
+if have_broker hubmq-base && [[ ! -x "$HUBMQ_BASE" ]]; then
+    note "hubmq-base: HUBMQ_BASE=$HUBMQ_BASE is not an executable, skipped"
+    drop_broker hubmq-base
+fi
+
 if have_broker mosquitto && ! command -v mosquitto >/dev/null; then
     log "installing mosquitto (Debian package)"
     # A failed install is reported below and the broker skipped, not fatal.
@@ -143,6 +154,12 @@ fi
 
 # ---------------------------------------------------------------- brokers
 # Each start_* sets BROKER_PID, WS_URL, TCP_URL and AUTH_ARGS_WS / AUTH_ARGS_TCP.
+# The baseline build: the same configuration, another binary.
+start_hubmq-base() {
+    local HUBMQ=$HUBMQ_BASE
+    start_hubmq
+}
+
 start_hubmq() {
     local http tcp key cfg
     http=$(free_port) && tcp=$(free_port) || return 1
@@ -265,6 +282,7 @@ EOF
 broker_version() {
     case "$1" in
     hubmq) "$HUBMQ" --version 2>/dev/null | head -n 1 || echo "hubmq (version unknown)" ;;
+    hubmq-base) echo "baseline: $("$HUBMQ_BASE" --version 2>/dev/null | head -n 1 || echo "hubmq (version unknown)")" ;;
     mosquitto) "$MOSQUITTO" -h 2>/dev/null | head -n 1 ;;
     rumqttd) echo "rumqttd $(cargo install --list 2>/dev/null | sed -n 's/^rumqttd v\([^:]*\):.*/\1/p')" ;;
     esac
@@ -304,18 +322,28 @@ declare -A CASE_ORDER=([fanout-ws-sat]=1 [fanout-tcp-sat]=2 [fanout-ws-rate]=3 [
 mkdir -p "$WORK/json" "$RESULTS"
 LOAD=(--duration "$DURATION" --warmup "$WARMUP" --window "$WINDOW")
 ORDERED=""
-for b in mosquitto hubmq rumqttd; do have_broker "$b" && ORDERED="$ORDERED $b"; done
+for b in mosquitto hubmq hubmq-base rumqttd; do have_broker "$b" && ORDERED="$ORDERED $b"; done
 [[ -n "$ORDERED" ]] || { log "no broker left to run"; exit 1; }
 START=$SECONDS
-for b in $ORDERED; do
-    run_case fanout-ws-sat "$b" ws fanout --subscribers "$SUBS" --qos 0 --payload 64 "${LOAD[@]}"
-    run_case fanout-tcp-sat "$b" tcp fanout --subscribers "$SUBS" --qos 0 --payload 64 "${LOAD[@]}"
-    run_case fanout-ws-rate "$b" ws fanout --subscribers "$SUBS" --qos 0 --payload 64 --rate "$FANOUT_RATE" "${LOAD[@]}"
-    run_case fanout-tcp-rate "$b" tcp fanout --subscribers "$SUBS" --qos 0 --payload 64 --rate "$FANOUT_RATE" "${LOAD[@]}"
-    run_case pairs-ws-qos1 "$b" ws pairs --pairs "$PAIRS" --qos 1 --payload 64 "${LOAD[@]}"
-    run_case pairs-ws-qos1-rate "$b" ws pairs --pairs "$PAIRS" --qos 1 --payload 64 --rate "$PAIRS_RATE" "${LOAD[@]}"
-    run_case connect-ws "$b" ws connect --count "$CONNECTS" --concurrency 100
-    run_case connect-tcp "$b" tcp connect --count "$CONNECTS" --concurrency 100
+# Scenario by scenario, every broker in turn: a slow drift of the machine's speed then falls on
+# all brokers of a scenario alike instead of on whichever broker ran last.
+scenario() {
+    local b=$2
+    case $1 in
+    fanout-ws-sat) run_case fanout-ws-sat "$b" ws fanout --subscribers "$SUBS" --qos 0 --payload 64 "${LOAD[@]}" ;;
+    fanout-tcp-sat) run_case fanout-tcp-sat "$b" tcp fanout --subscribers "$SUBS" --qos 0 --payload 64 "${LOAD[@]}" ;;
+    fanout-ws-rate) run_case fanout-ws-rate "$b" ws fanout --subscribers "$SUBS" --qos 0 --payload 64 --rate "$FANOUT_RATE" "${LOAD[@]}" ;;
+    fanout-tcp-rate) run_case fanout-tcp-rate "$b" tcp fanout --subscribers "$SUBS" --qos 0 --payload 64 --rate "$FANOUT_RATE" "${LOAD[@]}" ;;
+    pairs-ws-qos1) run_case pairs-ws-qos1 "$b" ws pairs --pairs "$PAIRS" --qos 1 --payload 64 "${LOAD[@]}" ;;
+    pairs-ws-qos1-rate) run_case pairs-ws-qos1-rate "$b" ws pairs --pairs "$PAIRS" --qos 1 --payload 64 --rate "$PAIRS_RATE" "${LOAD[@]}" ;;
+    connect-ws) run_case connect-ws "$b" ws connect --count "$CONNECTS" --concurrency 100 ;;
+    connect-tcp) run_case connect-tcp "$b" tcp connect --count "$CONNECTS" --concurrency 100 ;;
+    esac
+}
+ALL_CASES="fanout-ws-sat fanout-tcp-sat fanout-ws-rate fanout-tcp-rate pairs-ws-qos1 pairs-ws-qos1-rate connect-ws connect-tcp"
+for case in ${CASES:-$ALL_CASES}; do
+    [[ " $ALL_CASES " == *" $case "* ]] || { log "unknown case $case (known: $ALL_CASES)"; exit 1; }
+    for b in $ORDERED; do scenario "$case" "$b"; done
 done
 ELAPSED=$((SECONDS - START))
 
@@ -337,6 +365,7 @@ OUT="$RESULTS/$STAMP.md"
     for b in $ORDERED; do
         case $b in
         hubmq) echo "- $(broker_version hubmq): workers = $WORKERS, auth = $HUBMQ_AUTH" ;;
+        hubmq-base) echo "- $(broker_version hubmq-base) ($HUBMQ_BASE): same configuration" ;;
         mosquitto) echo "- $(broker_version mosquitto) (Debian package): set_tcp_nodelay true, persistence off" ;;
         rumqttd) echo "- $(broker_version rumqttd): the upstream demo config (v4 + ws listeners, ports changed)" ;;
         esac
