@@ -14,6 +14,7 @@ pub struct LocalNotify {
 }
 
 impl LocalNotify {
+    #[inline]
     pub fn notify(&self) {
         if !self.set.replace(true) {
             if let Some(w) = self.waiter.borrow_mut().take() {
