@@ -287,8 +287,7 @@ impl Reader {
             }
             Phase::Active(a) => {
                 tracing::info!(client = %a.client_id, "keep-alive timeout");
-                self.h
-                    .disconnect(ReasonCode::KeepAliveTimeout, Some("keep alive timeout"));
+                self.h.end(ending::ServerEnd::KeepAliveTimeout);
             }
         }
         End::WithWill

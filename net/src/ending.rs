@@ -1,5 +1,6 @@
 //! How a connection ends, in one place: the error a packet handler returns (`ConnError`, one
-//! variant per fault), and every mapping from a cause to what the world sees of it — the reason
+//! variant per fault of the client's), the server's own reasons (`ServerEnd`: takeover,
+//! shutdown, slow consumer, keep-alive, expired or revoked credentials), and every mapping from a cause to what the world sees of it — the reason
 //! code of the DISCONNECT, the CONNACK outcome metric, the `hubmq_disconnects_total` label, the
 //! Web PubSub upstream's `disconnected` reason text and Event Grid's `disconnectionReason`.
 //!
@@ -126,6 +127,47 @@ impl From<CodecError> for ConnError {
     }
 }
 
+/// Why the server ends a connection on its own (not because of what the client sent): the
+/// reason code and text of the DISCONNECT (v5; v3.1.1 clients are just closed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerEnd {
+    /// Nothing received for 1.5 × the keep-alive [MQTT-3.1.2-22].
+    KeepAliveTimeout,
+    /// A new connection took the session [MQTT-3.1.4-3].
+    TakenOver,
+    /// The broker stops (SIGTERM, systemctl stop).
+    ShuttingDown,
+    /// The session queue overflowed while the connection was online: a slow consumer.
+    SlowConsumer,
+    /// Event Grid: the token's expiry passed without a re-authentication.
+    TokenExpired,
+    /// Event Grid: a reload removed or disabled the client.
+    CredentialsRevoked,
+}
+
+impl ServerEnd {
+    pub fn reason(self) -> ReasonCode {
+        match self {
+            ServerEnd::KeepAliveTimeout => ReasonCode::KeepAliveTimeout,
+            ServerEnd::TakenOver => ReasonCode::SessionTakenOver,
+            ServerEnd::ShuttingDown => ReasonCode::ServerShuttingDown,
+            ServerEnd::SlowConsumer => ReasonCode::QuotaExceeded,
+            ServerEnd::TokenExpired | ServerEnd::CredentialsRevoked => ReasonCode::NotAuthorized,
+        }
+    }
+
+    pub fn detail(self) -> &'static str {
+        match self {
+            ServerEnd::KeepAliveTimeout => "keep alive timeout",
+            ServerEnd::TakenOver => "session taken over",
+            ServerEnd::ShuttingDown => "server shutting down",
+            ServerEnd::SlowConsumer => "session queue full",
+            ServerEnd::TokenExpired => "token expired",
+            ServerEnd::CredentialsRevoked => "client removed or disabled",
+        }
+    }
+}
+
 /// The v5 code a refused Event Grid token gets (§3, §7: oversized data 0x95, else 0x87).
 pub fn token_reason(e: &EgTokenError) -> ReasonCode {
     match e {
@@ -168,11 +210,11 @@ pub fn disconnect_metric(server: Option<ReasonCode>, will: bool) -> DisconnectRe
 /// connection with `rc` (`webpubsub-upstream.md` §7).
 pub fn upstream_reason(rc: ReasonCode) -> &'static str {
     match rc {
-        ReasonCode::KeepAliveTimeout => "keep alive timeout",
-        ReasonCode::SessionTakenOver => "session taken over",
-        ReasonCode::ServerShuttingDown => "server shutting down",
+        ReasonCode::KeepAliveTimeout => ServerEnd::KeepAliveTimeout.detail(),
+        ReasonCode::SessionTakenOver => ServerEnd::TakenOver.detail(),
+        ReasonCode::ServerShuttingDown => ServerEnd::ShuttingDown.detail(),
         ReasonCode::AdministrativeAction => "closed by server API",
-        ReasonCode::QuotaExceeded => "session queue full",
+        ReasonCode::QuotaExceeded => ServerEnd::SlowConsumer.detail(),
         ReasonCode::PacketTooLarge => "packet too large",
         other => other.name(),
     }
@@ -254,6 +296,30 @@ mod tests {
         assert_eq!(
             ConnError::from(CodecError::UnsupportedProtocol(3)),
             ConnError::Closed
+        );
+    }
+
+    #[test]
+    fn server_ends_carry_their_codes() {
+        let cases = [
+            (ServerEnd::KeepAliveTimeout, 0x8D),
+            (ServerEnd::TakenOver, 0x8E),
+            (ServerEnd::ShuttingDown, 0x8B),
+            (ServerEnd::SlowConsumer, 0x97),
+            (ServerEnd::TokenExpired, 0x87),
+            (ServerEnd::CredentialsRevoked, 0x87),
+        ];
+        for (e, code) in cases {
+            assert_eq!(e.reason().as_u8(), code, "{e:?}");
+        }
+        // The upstream hears the same words the client read.
+        assert_eq!(
+            upstream_reason(ServerEnd::TakenOver.reason()),
+            "session taken over"
+        );
+        assert_eq!(
+            disconnect_metric(Some(ServerEnd::SlowConsumer.reason()), true),
+            DisconnectReason::SlowConsumer
         );
     }
 

@@ -536,8 +536,7 @@ impl Reader {
                 "token expired; disconnecting"
             );
         }
-        self.h
-            .disconnect(ReasonCode::NotAuthorized, Some("token expired"));
+        self.h.end(crate::ending::ServerEnd::TokenExpired);
         End::WithWill
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use hubmq_core::ids::{GroupId, SessionIdx, WorkerId};
 use hubmq_core::message::Message;
-use hubmq_core::mqtt::{QoS, ReasonCode};
+use hubmq_core::mqtt::QoS;
 use hubmq_core::session::{OutItem, Refused, Session};
 use hubmq_metrics::{CoreCounters, DropReason};
 
@@ -181,7 +181,7 @@ pub(crate) fn disconnect_slow(slow: Vec<Rc<ConnHandle>>) {
             conn = conn.id,
             "slow consumer disconnected: session queue full"
         );
-        conn.disconnect(ReasonCode::QuotaExceeded, Some("session queue full"));
+        conn.end(crate::ending::ServerEnd::SlowConsumer);
     }
 }
 

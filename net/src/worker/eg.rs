@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use hubmq_auth::eventgrid::{check_subscribe, ClientIdentity, CompiledNamespace};
 use hubmq_core::ids::{GroupId, HubId, SessionIdx};
-use hubmq_core::mqtt::ReasonCode;
 
 use super::Worker;
 use crate::eventgrid::{EgNamespace, Source, WorkerRates};
@@ -97,10 +96,7 @@ impl Worker {
                 // The session itself stays until it expires, so its name cannot be taken by
                 // another client meanwhile (§2: a deleted client's session name stays taken).
                 if let Some(Some(conn)) = self.with_slot(idx, |s| s.conn.clone()) {
-                    conn.disconnect(
-                        ReasonCode::NotAuthorized,
-                        Some("client removed or disabled"),
-                    );
+                    conn.end(crate::ending::ServerEnd::CredentialsRevoked);
                 }
                 continue;
             };

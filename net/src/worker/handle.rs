@@ -74,6 +74,11 @@ impl ConnHandle {
         self.push(Out::Packet(b.freeze()));
     }
 
+    /// Ends the connection for a reason of the server's own (see `ending::ServerEnd`).
+    pub fn end(&self, why: crate::ending::ServerEnd) {
+        self.disconnect(why.reason(), Some(why.detail()));
+    }
+
     /// Sends a v5 DISCONNECT (v3.1.1 has no server DISCONNECT: just close) and closes.
     pub fn disconnect(&self, reason: ReasonCode, text: Option<&str>) {
         if self.closing.replace(true) {

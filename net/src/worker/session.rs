@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use hubmq_core::ids::SessionIdx;
 use hubmq_core::message::Message;
-use hubmq_core::mqtt::{LastWill, ProtocolVersion, QoS, ReasonCode};
+use hubmq_core::mqtt::{LastWill, ProtocolVersion, QoS};
 use hubmq_core::session::Session;
 use hubmq_metrics::{DisconnectReason, DropReason};
 
 use super::{Command, ConnHandle, SessionExt, SessionTransfer, Worker};
+use crate::ending::ServerEnd;
 use crate::registry::{GroupShared, SessionKey};
 
 /// A will waiting for its connection to end (or, after that, for its delay).
@@ -103,7 +104,7 @@ impl Worker {
                 .and_then(|s| s.conn.take());
             drop(st);
             if let Some(old) = old_conn {
-                old.disconnect(ReasonCode::SessionTakenOver, Some("session taken over"));
+                old.end(crate::ending::ServerEnd::TakenOver);
                 self.note_taken_over(idx, &old);
                 self.fire_will_now_or_later(idx, now);
             }
@@ -334,9 +335,9 @@ impl Worker {
         self.with_slot(idx, |s| {
             if let Some(up) = s.ext.wps_mut().and_then(|w| w.up.as_mut()) {
                 up.close = crate::upstream::CloseInfo {
-                    reason: Some("session taken over".into()),
+                    reason: Some(ServerEnd::TakenOver.detail().into()),
                     initiated_by_client: false,
-                    packet: v5.then(|| (ReasonCode::SessionTakenOver.as_u8(), Vec::new())),
+                    packet: v5.then(|| (ServerEnd::TakenOver.reason().as_u8(), Vec::new())),
                 };
             }
         });
@@ -348,7 +349,7 @@ impl Worker {
         let now = self.now_ms();
         let conn = self.with_slot(idx, |s| s.conn.take()).flatten();
         if let Some(conn) = conn {
-            conn.disconnect(ReasonCode::SessionTakenOver, Some("session taken over"));
+            conn.end(crate::ending::ServerEnd::TakenOver);
             self.note_taken_over(idx, &conn);
             self.fire_will_now_or_later(idx, now);
         }

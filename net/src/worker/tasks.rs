@@ -5,7 +5,6 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use hubmq_core::ids::SessionIdx;
-use hubmq_core::mqtt::ReasonCode;
 
 use super::{Command, ConnHandle, Worker};
 use crate::mesh::{CoreMsg, Route};
@@ -155,7 +154,7 @@ impl Worker {
             .filter_map(|s| s.conn.clone())
             .collect();
         for c in conns {
-            c.disconnect(ReasonCode::ServerShuttingDown, Some("server shutting down"));
+            c.end(crate::ending::ServerEnd::ShuttingDown);
         }
     }
 }
