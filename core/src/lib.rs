@@ -14,5 +14,6 @@ pub mod odata;
 pub mod perm;
 pub mod rate;
 pub mod session;
+pub mod timers;
 pub mod topic;
 pub mod trie;

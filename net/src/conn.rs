@@ -8,13 +8,15 @@
 
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use hubmq_core::connect::connack_refusal;
 use hubmq_core::ids::{HubId, SessionIdx};
 use hubmq_core::mqtt::{self, CodecError, Packet, ProtocolVersion, PubAck, QoS, ReasonCode};
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
+
+use hubmq_core::timers::{ConnTimers, Expiry};
 
 use crate::auth::Identity;
 use crate::ending::{self, ConnError, End};
@@ -60,7 +62,6 @@ enum Phase {
 struct Active {
     idx: SessionIdx,
     hub: HubId,
-    keep_alive: u16,
     client_id: Arc<str>,
     /// The personality's part of the connection, matched once per packet (see `handle`).
     kind: ConnKind,
@@ -135,14 +136,13 @@ pub async fn run<S>(
         phase: Phase::AwaitConnect,
         pre,
         ns,
-        token_deadline: None,
         client_certs: client_cert.chain,
         client_ca_verified: client_cert.ca_verified,
         ws: transport
             .is_ws()
             .then(|| WsDecoder::new(2 * max_packet as usize + 64)),
         mqtt_rx: BytesMut::new(),
-        deadline: Instant::now() + w.shared.settings.connect_timeout,
+        timers: ConnTimers::new(Instant::now(), w.shared.settings.connect_timeout),
         read_size: READ_MIN,
         version: None,
         client_disconnect: None,
@@ -188,9 +188,6 @@ struct Reader {
     pre: Option<Identity>,
     /// The Event Grid namespace of the listener; `None` = Web PubSub.
     ns: Option<Arc<EgNamespace>>,
-    /// Event Grid: when the current token stops being valid (exp + skew); the connection is
-    /// closed with 0x87 then unless re-authenticated (AUTH 0x19) before.
-    token_deadline: Option<Instant>,
     /// The client's TLS certificate chain, for the upstream `connect` event; taken there.
     client_certs: Vec<Vec<u8>>,
     /// Whether that chain verified up to a client CA (false: only a pinned thumbprint let it
@@ -199,7 +196,9 @@ struct Reader {
     ws: Option<WsDecoder>,
     /// MQTT bytes unwrapped from WebSocket frames (unused on TCP, where `rx` is the stream).
     mqtt_rx: BytesMut,
-    deadline: Instant,
+    /// The CONNECT deadline, keep-alive and credentials expiry (Event Grid: exp + skew; the
+    /// connection is closed with 0x87 then unless re-authenticated with AUTH 0x19 before).
+    timers: ConnTimers,
     /// Bytes offered to the next read; adapts between `READ_MIN` and `READ_MAX`.
     read_size: usize,
     version: Option<ProtocolVersion>,
@@ -218,15 +217,11 @@ impl Reader {
                 return End::WithWill;
             }
             let now = Instant::now();
-            // The keep-alive clock and the token's expiry share the read's one timer.
-            let deadline = match self.token_deadline {
-                Some(t) => t.min(self.deadline),
-                None => self.deadline,
-            };
-            if now >= deadline {
-                return self.timeout();
+            // The CONNECT deadline, keep-alive and credentials share the read's one timer.
+            if let Some(why) = self.timers.expired(now) {
+                return self.timeout(why);
             }
-            let remaining = deadline - now;
+            let next = self.timers.next();
             let h = self.h.clone();
             if rx.is_empty() && rx.capacity() > 2 * self.read_size {
                 // A burst is over: give the big buffer back instead of parking it in the
@@ -235,13 +230,24 @@ impl Reader {
             }
             let buf = std::mem::take(&mut rx);
             let offered = (buf.capacity() - buf.len()).max(self.read_size / 2);
-            let got = monoio::select! {
-                res = monoio::time::timeout(remaining, crate::io::read::read_into(r, buf, self.read_size)) => Some(res),
-                _ = h.kill.wait() => None,
+            let read = crate::io::read::read_into(r, buf, self.read_size);
+            let got = match next {
+                Some((at, _)) => monoio::select! {
+                    res = monoio::time::timeout(at - now, read) => Some(res),
+                    _ = h.kill.wait() => None,
+                },
+                // Nothing can run out (keep-alive 0, no expiring credentials).
+                None => monoio::select! {
+                    res = read => Some(Ok(res)),
+                    _ = h.kill.wait() => None,
+                },
             };
             match got {
                 None => return End::WithWill,
-                Some(Err(_)) => return self.timeout(),
+                Some(Err(_)) => {
+                    let why = next.map_or(Expiry::KeepAlive, |(_, why)| why);
+                    return self.timeout(why);
+                }
                 Some(Ok((Ok(0), _))) | Some(Ok((Err(_), _))) => return End::WithWill,
                 Some(Ok((Ok(n), b))) => {
                     // Grow while reads fill what was offered; shrink when they stay small.
@@ -254,29 +260,15 @@ impl Reader {
                     };
                     rx = b;
                     self.w.counters.borrow_mut().bytes_received += n as u64;
-                    self.touch();
+                    self.timers.traffic(Instant::now());
                 }
             }
         }
     }
 
-    /// Any traffic resets the keep-alive clock [MQTT-3.1.2-22].
-    fn touch(&mut self) {
-        if let Phase::Active(a) = &self.phase {
-            if a.keep_alive > 0 {
-                self.deadline =
-                    Instant::now() + Duration::from_millis(u64::from(a.keep_alive) * 1500);
-            } else {
-                self.deadline = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-            }
-        }
-    }
-
-    fn timeout(&mut self) -> End {
-        if self
-            .token_deadline
-            .is_some_and(|t| Instant::now() >= t && matches!(self.phase, Phase::Active(_)))
-        {
+    /// A clock ran out (`why`, as `ConnTimers` says).
+    fn timeout(&mut self, why: Expiry) -> End {
+        if why == Expiry::Credentials && matches!(self.phase, Phase::Active(_)) {
             return self.token_expired();
         }
         match &self.phase {

@@ -453,11 +453,11 @@ impl Reader {
             session_present = attached.session_present,
             "Microsoft.EventGrid.MQTTClientSessionConnected"
         );
-        self.token_deadline = verified.valid_until.map(instant_at);
+        self.timers
+            .credentials_until(verified.valid_until.map(instant_at));
         self.phase = Phase::Active(Box::new(Active {
             idx,
             hub: ns.hub,
-            keep_alive: n.keep_alive,
             client_id,
             kind: ConnKind::EventGrid(Box::new(EgConn {
                 method: verified.method.filter(|_| verified.reauth),
@@ -467,7 +467,7 @@ impl Reader {
                 ns,
             })),
         }));
-        self.touch();
+        self.timers.connected(Instant::now(), n.keep_alive);
         Ok(())
     }
 
@@ -517,7 +517,8 @@ impl Reader {
         let dropped = self
             .w
             .eg_set_rights(idx, &ns.auth().policy, verified.identity);
-        self.token_deadline = verified.valid_until.map(instant_at);
+        self.timers
+            .credentials_until(verified.valid_until.map(instant_at));
         tracing::info!(namespace = %ns.name, dropped_subscriptions = dropped, "re-authenticated");
         self.send(Packet::Auth(AuthPacket {
             reason: ReasonCode::Success.as_u8(),

@@ -222,11 +222,11 @@ impl Reader {
         self.phase = Phase::Active(Box::new(Active {
             idx,
             hub: identity.hub,
-            keep_alive: n.keep_alive,
             client_id,
             kind: ConnKind::WebPubSub(identity),
         }));
-        self.touch();
+        self.timers
+            .connected(std::time::Instant::now(), n.keep_alive);
         Ok(())
     }
 
