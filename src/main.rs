@@ -204,7 +204,7 @@ fn settings_from(config: &Config, exporter: hubmq_metrics::Exporter) -> anyhow::
             _ => (None, None),
         };
         listeners.push(ListenerSpec {
-            kind: l.kind.into(),
+            kind: l.kind,
             addr: l.bind,
             tls,
             client_auth,

@@ -9,7 +9,9 @@ use std::time::Duration;
 use hubmq_auth::KeyRing;
 use hubmq_core::limits::Limits;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A listener's kind; also the `kind` key of `[[listeners]]` (hence serde).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ListenerKind {
     /// HTTP: WebSocket MQTT, the REST API, /metrics, /healthz.
     Http,
@@ -33,6 +35,10 @@ impl ListenerKind {
 
     pub fn is_http(self) -> bool {
         matches!(self, ListenerKind::Http | ListenerKind::Https)
+    }
+
+    pub fn is_tls(self) -> bool {
+        matches!(self, ListenerKind::Https | ListenerKind::Tls)
     }
 }
 

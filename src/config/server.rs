@@ -50,48 +50,8 @@ impl Server {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ListenerKind {
-    /// HTTP: MQTT over WebSocket, REST API, /metrics, /healthz.
-    Http,
-    /// HTTP over TLS.
-    Https,
-    /// MQTT over TCP.
-    Tcp,
-    /// MQTT over TLS.
-    Tls,
-}
-
-impl ListenerKind {
-    pub fn is_tls(self) -> bool {
-        matches!(self, ListenerKind::Https | ListenerKind::Tls)
-    }
-
-    pub fn is_http(self) -> bool {
-        matches!(self, ListenerKind::Http | ListenerKind::Https)
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            ListenerKind::Http => "http",
-            ListenerKind::Https => "https",
-            ListenerKind::Tcp => "tcp",
-            ListenerKind::Tls => "tls",
-        }
-    }
-}
-
-impl From<ListenerKind> for hubmq_net::ListenerKind {
-    fn from(kind: ListenerKind) -> Self {
-        match kind {
-            ListenerKind::Http => hubmq_net::ListenerKind::Http,
-            ListenerKind::Https => hubmq_net::ListenerKind::Https,
-            ListenerKind::Tcp => hubmq_net::ListenerKind::Tcp,
-            ListenerKind::Tls => hubmq_net::ListenerKind::Tls,
-        }
-    }
-}
+/// The listener kinds are the network layer's own type (it derives the TOML names).
+pub use hubmq_net::ListenerKind;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -258,7 +218,7 @@ impl Config {
                     let Some(path) = path else {
                         return Err((
                             format!("{key}.{name}"),
-                            format!("required for a {} listener", l.kind.as_str()),
+                            format!("required for a {} listener", l.kind.name()),
                         ));
                     };
                     read_pem(path).map_err(|reason| (format!("{key}.{name}"), reason))?;
@@ -269,7 +229,7 @@ impl Config {
                     format!("{key}.{name}"),
                     format!(
                         "only https and tls listeners take a certificate, this one is {}",
-                        l.kind.as_str()
+                        l.kind.name()
                     ),
                 ));
             }
@@ -280,7 +240,7 @@ impl Config {
                         format!("{key}.client_auth"),
                         format!(
                             "only https and tls listeners take client certificates, this one is {}",
-                            l.kind.as_str()
+                            l.kind.name()
                         ),
                     ))
                 }
