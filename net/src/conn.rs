@@ -47,6 +47,10 @@ impl Auth {
     }
 }
 
+/// The read's timeout when no clock can run out; one timer either way keeps the read future
+/// small (it is parked for as long as the connection idles).
+const IDLE_FOREVER: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
 /// Smallest and largest read size of an MQTT connection (see `Reader::read_size`).
 const READ_MIN: usize = 1024;
 const READ_MAX: usize = 64 * 1024;
@@ -230,21 +234,16 @@ impl Reader {
             }
             let buf = std::mem::take(&mut rx);
             let offered = (buf.capacity() - buf.len()).max(self.read_size / 2);
-            let read = crate::io::read::read_into(r, buf, self.read_size);
-            let got = match next {
-                Some((at, _)) => monoio::select! {
-                    res = monoio::time::timeout(at - now, read) => Some(res),
-                    _ = h.kill.wait() => None,
-                },
-                // Nothing can run out (keep-alive 0, no expiring credentials).
-                None => monoio::select! {
-                    res = read => Some(Ok(res)),
-                    _ = h.kill.wait() => None,
-                },
+            // Nothing that can run out (keep-alive 0, no expiring credentials): a year.
+            let wait = next.map_or(IDLE_FOREVER, |(at, _)| at - now);
+            let got = monoio::select! {
+                res = monoio::time::timeout(wait, crate::io::read::read_into(r, buf, self.read_size)) => Some(res),
+                _ = h.kill.wait() => None,
             };
             match got {
                 None => return End::WithWill,
                 Some(Err(_)) => {
+                    // A year of silence with keep-alive 0 ends as a keep-alive timeout.
                     let why = next.map_or(Expiry::KeepAlive, |(_, why)| why);
                     return self.timeout(why);
                 }
