@@ -104,7 +104,7 @@ impl Worker {
                 .and_then(|s| s.conn.take());
             drop(st);
             if let Some(old) = old_conn {
-                old.end(crate::ending::ServerEnd::TakenOver);
+                old.end(ServerEnd::TakenOver);
                 self.note_taken_over(idx, &old);
                 self.fire_will_now_or_later(idx, now);
             }
@@ -349,7 +349,7 @@ impl Worker {
         let now = self.now_ms();
         let conn = self.with_slot(idx, |s| s.conn.take()).flatten();
         if let Some(conn) = conn {
-            conn.end(crate::ending::ServerEnd::TakenOver);
+            conn.end(ServerEnd::TakenOver);
             self.note_taken_over(idx, &conn);
             self.fire_will_now_or_later(idx, now);
         }
