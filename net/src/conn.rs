@@ -440,11 +440,7 @@ impl Reader {
 
     /// The packets every personality handles alike: acknowledgements, PINGREQ, DISCONNECT and
     /// the packets no client may send.
-    pub(super) async fn handle_common(
-        &mut self,
-        idx: SessionIdx,
-        p: Packet,
-    ) -> Result<(), ConnError> {
+    async fn handle_common(&mut self, idx: SessionIdx, p: Packet) -> Result<(), ConnError> {
         match p {
             // Taken by the personality before it gets here (see `handle`).
             Packet::Publish(_) | Packet::Subscribe(_) | Packet::Unsubscribe(_) => Err(
